@@ -1,0 +1,71 @@
+"""The audit trail: one line per decision, to stdout and to the log file.
+
+Hook stdout lands in ``onehook show`` (oned keeps it in the hook's execution
+log); the log file keeps the history across runs. Both get the same line.
+Credentials never reach this module: callers pass IDs, names and reasons.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Optional, TextIO
+
+from .config import LogSection
+
+LOGGER_NAME = "one_hooks"
+
+
+def setup(section: LogSection, program: str) -> logging.Logger:
+    """Configure the package logger once, from ``[log]``.
+
+    A log file that cannot be opened (no permission, missing directory) does
+    not stop a recovery: lines then go to stderr, with one warning saying why.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers.clear()
+    logger.setLevel(section.level.upper())
+    logger.propagate = False
+    fmt = logging.Formatter(
+        f"%(asctime)s {program}[{os.getpid()}] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    handler: logging.Handler
+    problem = ""
+    if section.file == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        try:
+            handler = logging.FileHandler(section.file, encoding="utf-8", delay=False)
+        except OSError as exc:
+            problem = f"cannot open log file {section.file}: {exc.strerror}; logging to stderr"
+            handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(fmt)
+    logger.addHandler(handler)
+    if problem:
+        logger.warning(problem)
+    return logger
+
+
+class Reporter:
+    """Writes each decision line to ``out`` (stdout by default) and to the log."""
+
+    def __init__(self, out: Optional[TextIO] = None, logger: Optional[logging.Logger] = None,
+                 echo: bool = True) -> None:
+        self.out = out if out is not None else sys.stdout
+        self.logger = logger or logging.getLogger(LOGGER_NAME)
+        self.echo = echo
+        self.lines: list = []
+
+    def line(self, text: str, level: int = logging.INFO) -> None:
+        """Record one decision."""
+        self.lines.append(text)
+        if self.echo:
+            print(text, file=self.out, flush=True)
+        self.logger.log(level, text)
+
+    def warning(self, text: str) -> None:
+        """Record a decision that needs an operator's attention."""
+        self.line(text, logging.WARNING)
+
+    def error(self, text: str) -> None:
+        """Record a failure."""
+        self.line(text, logging.ERROR)

@@ -1,0 +1,180 @@
+"""The one exception tree of one-hooks.
+
+Every error the package raises on purpose derives from :class:`OneHooksError`.
+Entry points catch that base class once, print ``str(error)`` as one line and
+return ``error.exit_code``. Anything else is a bug and keeps its traceback.
+
+Exit codes follow the hook contract: 1 means "something could not be done,
+re-running may help" (``onehook retry``), 2 means "bad input or config,
+re-running the same thing will not help".
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class OneHooksError(Exception):
+    """Base of every error one-hooks raises on purpose."""
+
+    exit_code: int = EXIT_FAILED
+
+
+# --- bad input: the user's mistake, exit 2, nothing acted on -----------------
+
+
+class UsageError(OneHooksError):
+    """Bad input from the operator or from oned: arguments, files, payloads."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """The configuration file is unreadable, malformed or has a bad value."""
+
+    def __init__(self, message: str, path: str = "", key: str = "") -> None:
+        self.path = path
+        self.key = key
+        where = path + (f": [{key}]" if key else "") if path else (f"[{key}]" if key else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class PayloadError(UsageError):
+    """A hook payload ($TEMPLATE) that is not a usable base64 HOST or VM document."""
+
+
+class TemplateSyntaxError(UsageError):
+    """An OpenNebula template file that cannot be parsed unambiguously."""
+
+    def __init__(self, message: str, path: str = "", line: int = 0, column: int = 0) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        super().__init__(f"{path or '<template>'}:{line}:{column}: {message}")
+
+
+# --- oned ---------------------------------------------------------------------
+
+
+class OnedError(OneHooksError):
+    """oned refused a call, or could not be reached.
+
+    ``transient`` tells the retry policy whether the same call may succeed
+    later (connection trouble, timeouts, INTERNAL) or not (NO_EXISTS,
+    AUTHORIZATION, ACTION, ...).
+    """
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        method: str = "",
+        code: Optional[int] = None,
+        ids: Sequence[int] = (),
+    ) -> None:
+        self.method = method
+        self.code = code
+        self.ids = tuple(ids)
+        self.message = message
+        about = f" (ids {', '.join(map(str, self.ids))})" if self.ids else ""
+        prefix = f"{method}: " if method else ""
+        super().__init__(f"oned: {prefix}{message}{about}")
+
+
+class OnedUnreachable(OnedError):
+    """Connection refused or dropped, or no answer within the timeout."""
+
+    transient = True
+
+
+class OnedInternalError(OnedError):
+    """oned answered INTERNAL (0x2000): usually a passing database problem."""
+
+    transient = True
+
+
+class OnedAuthError(OnedError):
+    """AUTHENTICATION (0x100) or AUTHORIZATION (0x200) failure."""
+
+
+class OnedNotFound(OnedError):
+    """NO_EXISTS (0x400): the object is gone."""
+
+
+class OnedActionRefused(OnedError):
+    """ACTION (0x800): the action is not allowed in the object's state."""
+
+
+class OnedLocked(OnedError):
+    """LOCKED (0x8000): the object carries a lock."""
+
+
+class OnedApiError(OnedError):
+    """API (0x1000), ALLOCATE (0x4000) or an answer we cannot understand."""
+
+
+# --- nodes and subprocesses ---------------------------------------------------
+
+
+class NodeError(OneHooksError):
+    """A command on a node (or locally) did not give a usable answer."""
+
+    def __init__(self, message: str, host: str = "") -> None:
+        self.host = host
+        super().__init__(f"{host}: {message}" if host else message)
+
+
+class NodeUnreachable(NodeError):
+    """ssh could not reach the node (exit 255, refused, no route)."""
+
+
+class NodeTimeout(NodeError):
+    """The command did not finish within its timeout."""
+
+
+class NodePermissionDenied(NodeError):
+    """The command ran but was not allowed (sudo refused, permission denied)."""
+
+
+class CommandFailed(NodeError):
+    """The command exited with a code it is not allowed to exit with."""
+
+    def __init__(self, message: str, host: str = "", returncode: int = -1, stderr: str = "") -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(message, host)
+
+
+# --- recovery -----------------------------------------------------------------
+
+
+class GateFailed(OneHooksError):
+    """The iSCSI gate did not pass on a host: no VM there may be resumed."""
+
+    def __init__(self, host: str, problems: Sequence[str]) -> None:
+        self.host = host
+        self.problems = tuple(problems)
+        super().__init__(f"iSCSI gate failed on {host}: " + "; ".join(self.problems))
+
+
+class LockBusy(OneHooksError):
+    """Another process holds the lock for the same host and did not let go in time."""
+
+
+# --- cpu and install ----------------------------------------------------------
+
+
+class CpuError(OneHooksError):
+    """The CPU switch could not be applied or verified."""
+
+
+class InstallError(OneHooksError):
+    """A step of one-hooks-install failed."""
+
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        super().__init__(f"{step}: {message}")
