@@ -72,7 +72,7 @@ class IscsiSection:
         "string", "sudo -n iscsiadm",
         "Argv that invokes iscsiadm on the node (oneadmin needs a sudoers line for it).")
     required_targets: Tuple[str, ...] = _opt(
-        "string_list", (),
+        "force_list", (),
         "Target IQNs that must have a healthy session on every host (comma separated).")
     require_node_records: bool = _opt(
         "boolean", True,

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures (plugin_libvirt); filled in by its owner."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures (plugin_sim); filled in by its owner."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures (plugin_sshd); filled in by its owner."""
