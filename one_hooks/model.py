@@ -291,3 +291,13 @@ class Hook:
     type: str
     template: Mapping[str, str]
     log: Tuple[HookExecution, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A cluster: its hosts and its template's single-valued attributes."""
+
+    id: int
+    name: str
+    host_ids: Tuple[int, ...] = ()
+    template: Mapping[str, str] = field(default_factory=dict)
