@@ -37,7 +37,7 @@ configuration: --config, else $ONE_HOOKS_CONFIG, else /etc/one/one-hooks.conf (o
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
-    """The full parser; with ``only``, just that subcommand's module is imported."""
+    """The parser; only the module of subcommand ``only`` is imported (and given its options)."""
     parser = argparse.ArgumentParser(
         prog="one-hooks",
         description="Self-healing for OpenNebula KVM clouds: outage recovery hooks and host-CPU tooling.",
@@ -50,7 +50,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        if only is None or only == name:
+        if only == name:
             importlib.import_module(module_name).add_arguments(sub_parser)
     return parser
 
