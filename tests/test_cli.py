@@ -1,0 +1,68 @@
+"""The `one-hooks` command line: help, version, usage errors, the error boundary."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from one_hooks import __version__
+from one_hooks.cli import COMMANDS, main, run_guarded
+from one_hooks.errors import ConfigError, OnedUnreachable
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+    assert "exit codes" in out
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    assert main([]) == 2
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    assert main(["reboot-everything"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_boundary_turns_our_errors_into_one_line(capsys: pytest.CaptureFixture) -> None:
+    def body() -> int:
+        raise OnedUnreachable("connection refused", method="one.vm.info", ids=[7])
+
+    assert run_guarded(body, "one-hooks") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["one-hooks: error: oned: one.vm.info: connection refused (ids 7)"]
+
+    def bad_config() -> int:
+        raise ConfigError("bad", "/etc/one/one-hooks.conf", "iscsi")
+
+    assert run_guarded(bad_config, "one-hooks") == 2
+
+
+def test_boundary_lets_bugs_keep_their_traceback() -> None:
+    def body() -> int:
+        raise ZeroDivisionError("bug")
+
+    with pytest.raises(ZeroDivisionError):
+        run_guarded(body, "one-hooks")
+
+
+def test_top_level_help_imports_no_subcommand_module() -> None:
+    code = ("import sys; from one_hooks.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "bad = [m for m in sys.modules if m.startswith(('pyone', 'one_hooks.sim', 'one_hooks.cpu'))]\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == ""
