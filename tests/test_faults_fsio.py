@@ -1,0 +1,101 @@
+"""Crash safety of the one file-write door: a failure at every step leaves old or new, never partial.
+
+Two kinds of failure at each of ``fsio.WRITE_STEPS``:
+- an exception raised from the ``steps`` callback (a disk error, a bug): the
+  write is abandoned, the temporary file is cleaned up, the exception reaches
+  the caller;
+- a real crash: a child process is killed with SIGKILL from inside the
+  callback, so no cleanup code runs at all (what a power cut or an OOM kill
+  does to the process).
+After either, the target holds exactly the old bytes or exactly the new ones,
+keeps its mode, and a read of the directory finds no half-written target.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from one_hooks import fsio
+
+REPO = Path(__file__).resolve().parent.parent
+OLD = b"# old\nEMULATOR = /usr/libexec/qemu-kvm\n" * 50
+NEW = b"# new\nCPU_MODEL = [ MODEL = \"host-passthrough\" ]\n" * 70
+
+
+class Injected(RuntimeError):
+    """The failure a test injects between two write steps."""
+
+
+def _fail_at(step: str):
+    def steps(name: str) -> None:
+        if name == step:
+            raise Injected(step)
+    return steps
+
+
+def _leftovers(directory: Path, name: str) -> list:
+    return [p.name for p in directory.iterdir() if p.name != name]
+
+
+@pytest.mark.parametrize("step", fsio.WRITE_STEPS)
+def test_exception_at_each_step_leaves_old_or_new(tmp_path: Path, step: str) -> None:
+    target = tmp_path / "vmm_exec_kvm.conf"
+    target.write_bytes(OLD)
+    os.chmod(target, 0o640)
+    with pytest.raises(Injected):
+        fsio.atomic_write(str(target), NEW, steps=_fail_at(step))
+    after = target.read_bytes()
+    renamed = fsio.WRITE_STEPS.index(step) > fsio.WRITE_STEPS.index("rename")
+    assert after == (NEW if renamed else OLD)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert _leftovers(tmp_path, target.name) == []
+
+
+def test_all_steps_run_in_order_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "f.conf"
+    target.write_bytes(OLD)
+    seen: list = []
+    fsio.atomic_write(str(target), NEW, steps=seen.append)
+    assert tuple(seen) == fsio.WRITE_STEPS
+    assert target.read_bytes() == NEW
+
+
+CRASH_CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from one_hooks import fsio
+    target, step, new_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    def steps(name):
+        if name == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+    fsio.atomic_write(target, open(new_path, "rb").read(), steps=steps)
+""")
+
+
+@pytest.mark.parametrize("step", fsio.WRITE_STEPS)
+def test_process_killed_at_each_step_leaves_old_or_new(tmp_path: Path, step: str) -> None:
+    work = tmp_path / "etc"
+    work.mkdir()
+    target = work / "vmm_exec_kvm.conf"
+    target.write_bytes(OLD)
+    os.chmod(target, 0o640)
+    new_path = tmp_path / "new"
+    new_path.write_bytes(NEW)
+    proc = subprocess.run([sys.executable, "-c", CRASH_CHILD, str(target), step, str(new_path)],
+                          cwd=REPO, capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    after = target.read_bytes()
+    renamed = fsio.WRITE_STEPS.index(step) > fsio.WRITE_STEPS.index("rename")
+    assert after == (NEW if renamed else OLD)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    # A crash before the rename may leave the temporary file behind: it must be
+    # a hidden name that can never be mistaken for the target.
+    for name in _leftovers(work, target.name):
+        assert name.startswith(f".{target.name}.") and name.endswith(".tmp"), name
