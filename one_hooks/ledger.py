@@ -1,0 +1,135 @@
+"""What recoveries remember between hook processes: host locks and resume attempts.
+
+Several hook processes run for the same host at once (onehem runs up to 10
+hooks in parallel: the host hook plus one UNKNOWN hook per VM). Two things
+keep a VM from being resumed twice:
+
+* a per-host lock (``fcntl.flock`` on ``<state_dir>/locks/host-<ID>.lock``),
+  held while VMs are re-read and resumed, so the second process re-reads a
+  VM only after the first one's ``resume`` has moved it on;
+* a per-VM record of resume attempts (``<state_dir>/attempts/vm-<ID>.json``),
+  because a failed deploy puts the VM back in UNKNOWN, where a re-read alone
+  cannot tell "never resumed" from "resumed and failed". The record also
+  bounds the retries of the UNKNOWN hook (``PREV_LCM_STATE=19`` loop).
+
+A record older than the episode window is stale: a later outage starts from
+zero. A record is removed once the VM is seen RUNNING.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from . import fsio
+from .errors import LockBusy
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """Resume attempts made on one VM during the current episode."""
+
+    vm_id: int
+    count: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    by: str = ""
+
+    def next_due(self, base_delay: float) -> float:
+        """Wall time before which another attempt should not start (doubling delay)."""
+        if self.count == 0:
+            return 0.0
+        return self.last + base_delay * (2 ** (self.count - 1))
+
+
+class Ledger:
+    """Locks and attempt records under ``state_dir``.
+
+    ``wall`` gives the wall-clock time (records are shared between processes,
+    so a monotonic clock would not do); ``episode`` is how long a record
+    stays meaningful after its last attempt.
+    """
+
+    def __init__(self, state_dir: str, episode: float = 900.0,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.state_dir = state_dir
+        self.episode = episode
+        self.wall = wall
+
+    def _path(self, kind: str, name: str) -> str:
+        directory = os.path.join(self.state_dir, kind)
+        fsio.make_dirs(directory, 0o750)
+        return os.path.join(directory, name)
+
+    # --- attempts ---------------------------------------------------------
+
+    def get(self, vm_id: int) -> Attempts:
+        """The VM's attempts in the current episode (zero if none or stale)."""
+        path = self._path("attempts", f"vm-{int(vm_id)}.json")
+        try:
+            data = json.loads(fsio.read_bytes(path).decode("utf-8"))
+            found = Attempts(int(vm_id), int(data["count"]), float(data["first"]),
+                             float(data["last"]), str(data.get("by", "")))
+        except FileNotFoundError:
+            return Attempts(int(vm_id))
+        except (OSError, ValueError, KeyError, TypeError):
+            # A damaged record must not block recovery forever: start over.
+            return Attempts(int(vm_id))
+        if self.wall() - found.last > self.episode:
+            return Attempts(int(vm_id))
+        return found
+
+    def record(self, vm_id: int, by: str) -> Attempts:
+        """Count one more resume attempt on the VM, made by ``by``."""
+        now = self.wall()
+        before = self.get(vm_id)
+        after = Attempts(int(vm_id), before.count + 1, before.first or now, now, by)
+        body = {"count": after.count, "first": after.first, "last": after.last, "by": by}
+        fsio.atomic_write(self._path("attempts", f"vm-{int(vm_id)}.json"),
+                          json.dumps(body).encode("utf-8"), fsio.FileMeta(0o640, os.getuid(), os.getgid()))
+        return after
+
+    def clear(self, vm_id: int) -> None:
+        """Forget the VM's attempts (it was seen RUNNING)."""
+        fsio.remove(self._path("attempts", f"vm-{int(vm_id)}.json"))
+
+    # --- host locks -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def host_lock(self, host_id: int, timeout: float,
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep,
+                  poll: float = 0.05) -> Iterator[None]:
+        """Hold the host's lock; raise :class:`LockBusy` after ``timeout`` seconds.
+
+        flock locks belong to an open file description, so two threads of one
+        process taking the same host lock exclude each other too.
+        """
+        path = self._path("locks", f"host-{int(host_id)}.lock")
+        # The lock file carries no content, only the lock: opening it for
+        # writing is not a content write, so it does not go through fsio.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            deadline = clock() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                if clock() >= deadline:
+                    raise LockBusy(f"host {host_id}: another recovery holds {path} "
+                                   f"for more than {timeout:g} s")
+                sleep(poll)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
