@@ -1,0 +1,751 @@
+"""``one-hooks-install``: put one-hooks in place, register its hooks, check it, undo it.
+
+Run once on the front-end, as oneadmin or root. In order:
+
+1. write a default ``/etc/one/one-hooks.conf`` if there is none (never overwrite);
+2. copy the shipped remotes (the hook shims, the CPU wrapper) under ``REMOTES``,
+   each file atomically (``fsio``), executable, owned by oneadmin when run as
+   root; the shims learn which interpreter has ``one_hooks`` installed;
+3. record what was installed in a manifest under ``[recovery] state_dir``;
+4. register the three state hooks through the API (``hook_templates``):
+   missing -> allocate, differing -> update with the full template, matching
+   -> left alone, foreign hooks never touched;
+5. optionally switch KVM guests to the host CPU (``--cpu-host``);
+6. say what is left (``onehost sync -f``, an oned restart), or do it (``--sync``).
+
+Files come before hooks, so a registered hook never points at a missing shim;
+every write is atomic, so a failure half-way leaves old or new files, never a
+partial one, and re-running finishes the job. ``--dry-run`` prints the same
+steps and changes nothing. ``--check`` names every problem; ``--uninstall``
+removes what the manifest says was installed and the hooks with our names.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import __version__, fsio
+from . import config as config_mod
+from . import hook_templates as ht
+from .audit import Reporter
+from .cli import run_guarded
+from .config import Config
+from .errors import ConfigError, InstallError, OneHooksError, UsageError
+
+PROGRAM = "one-hooks-install"
+DEFAULT_REMOTES = "/var/lib/one/remotes"
+#: Where oned copies the remotes on each node (oned.conf SCRIPTS_REMOTE_DIR).
+DEFAULT_NODE_REMOTES = "/var/tmp/one"
+MANIFEST_NAME = "install-manifest.json"
+PLACEHOLDER = "@PYTHON@"
+ONEADMIN = "oneadmin"
+#: Where ``[options.data_files]`` puts the remotes tree, under an install prefix.
+SHARE_REMOTES = os.path.join("share", "one-hooks", "remotes")
+
+
+# --- where things are -----------------------------------------------------------
+
+
+def shipped_remotes() -> str:
+    """The remotes tree shipped with the package (a source checkout, or data_files)."""
+    import site
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(os.path.dirname(here), "remotes")]
+    for prefix in (sys.prefix, getattr(site, "USER_BASE", "") or "", sys.base_prefix, "/usr/local", "/usr"):
+        if prefix:
+            candidates.append(os.path.join(prefix, SHARE_REMOTES))
+    for path in candidates:
+        if os.path.isdir(os.path.join(path, "hooks", ht.SHIM_DIR)):
+            return path
+    raise InstallError("locate shipped files",
+                       "no remotes tree found (looked in " + ", ".join(candidates) + "); reinstall the package")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths as the installed system sees them, and ``--root`` to reach them."""
+
+    root: str
+    remotes: str
+    state_dir: str
+    node_remotes: str = DEFAULT_NODE_REMOTES
+
+    def fs(self, path: str) -> str:
+        """Where ``path`` of the installed system is on this filesystem."""
+        return os.path.join(self.root, path.lstrip("/")) if self.root else path
+
+    @property
+    def manifest(self) -> str:
+        """The manifest path (installed system's view)."""
+        return os.path.join(self.state_dir, MANIFEST_NAME)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file to install: installed-system path, content, mode."""
+
+    path: str
+    data: bytes
+    mode: int
+
+
+def sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data`` (what sha256sum prints on the nodes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def render_shim(text: bytes, python: str) -> bytes:
+    """Put the interpreter into a shim's ``PYTHON=@PYTHON@`` line, and only there.
+
+    Other mentions of the placeholder (the shim's own "not replaced" test) stay.
+    """
+    lines = text.decode("utf-8").splitlines(keepends=True)
+    out = []
+    for line in lines:
+        body = line.rstrip("\n")
+        if body.strip() == f"PYTHON={PLACEHOLDER}":
+            indent = body[: len(body) - len(body.lstrip())]
+            line = f"{indent}PYTHON={shlex.quote(python)}\n"
+        out.append(line)
+    return "".join(out).encode("utf-8")
+
+
+def wanted_files(layout: Layout, source: str, python: str) -> List[FileSpec]:
+    """Every file of the shipped remotes tree, as it must be under ``REMOTES``."""
+    specs: List[FileSpec] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.startswith(".") or name.lower().startswith("readme"):
+                continue
+            src = os.path.join(dirpath, name)
+            rel = os.path.relpath(src, source)
+            data = fsio.read_bytes(src)
+            if rel.startswith(os.path.join("hooks", ht.SHIM_DIR) + os.sep):
+                data = render_shim(data, python)
+            mode = 0o755 if os.access(src, os.X_OK) or rel.startswith("hooks" + os.sep) else 0o644
+            specs.append(FileSpec(os.path.join(layout.remotes, rel), data, mode))
+    return specs
+
+
+def oneadmin_ids() -> Optional[Tuple[int, int]]:
+    """oneadmin's uid and gid when running as root and the user exists."""
+    if os.getuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(ONEADMIN)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+# --- the manifest -----------------------------------------------------------------
+
+
+@dataclass
+class Manifest:
+    """What an installation put in place, so that uninstall removes exactly that."""
+
+    files: Dict[str, str] = field(default_factory=dict)   # path -> sha256
+    dirs: List[str] = field(default_factory=list)         # directories we created
+    config: Dict[str, str] = field(default_factory=dict)  # {"path", "sha256"} if we wrote it
+    hooks: Dict[str, int] = field(default_factory=dict)   # NAME -> ID
+    cpu: Dict[str, Any] = field(default_factory=dict)     # what the CPU switch reported
+
+    @classmethod
+    def read(cls, path: str) -> Optional["Manifest"]:
+        """The manifest at ``path`` (filesystem path), or None if there is none."""
+        try:
+            raw = json.loads(fsio.read_bytes(path))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise InstallError("read manifest", f"{path}: {exc}") from None
+        known = {k: raw[k] for k in ("files", "dirs", "config", "hooks", "cpu") if k in raw}
+        return cls(**known)
+
+    def write(self, path: str) -> None:
+        """Write it atomically."""
+        body = {"version": 1, "one_hooks": __version__, "files": self.files, "dirs": self.dirs,
+                "config": self.config, "hooks": self.hooks, "cpu": self.cpu}
+        fsio.atomic_write(path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode(),
+                          fsio.FileMeta(0o644, os.getuid(), os.getgid()))
+
+
+# --- running steps ------------------------------------------------------------------
+
+
+class Steps:
+    """Runs named steps; in dry-run only prints them. A failure names its step."""
+
+    def __init__(self, reporter: Reporter, dry_run: bool) -> None:
+        self.reporter = reporter
+        self.dry_run = dry_run
+        self.changed = 0
+
+    def do(self, title: str, action: Callable[[], Any]) -> Any:
+        """Run ``action`` (a change) and report ``title``; wrap any failure."""
+        if self.dry_run:
+            self.reporter.line(f"would {title}")
+            self.changed += 1
+            return None
+        try:
+            result = action()
+        except InstallError:
+            raise
+        except OneHooksError as exc:
+            raise InstallError(title, str(exc)) from None
+        except OSError as exc:
+            raise InstallError(title, f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+        self.reporter.line(title)
+        self.changed += 1
+        return result
+
+    def note(self, text: str) -> None:
+        """A line about something that needs no change."""
+        self.reporter.line(text)
+
+
+@dataclass
+class Context:
+    """Everything one run works with; doors are parameters so tests pass real-behaving ones."""
+
+    args: argparse.Namespace
+    config: Config
+    layout: Layout
+    reporter: Reporter
+    steps: Steps
+    oned_factory: Callable[[Config], Any]
+    runner: Any
+    python: str
+    config_written: bool = False
+    extra_lines: List[str] = field(default_factory=list)
+
+    def oned(self) -> Any:
+        """The oned door (built on first use)."""
+        if not hasattr(self, "_oned"):
+            self._oned = self.oned_factory(self.config)
+        return self._oned
+
+
+# --- install ---------------------------------------------------------------------
+
+
+def install_files(ctx: Context, manifest: Manifest) -> List[str]:
+    """Steps 2-3: the remotes files, and the manifest. Returns the paths that changed."""
+    layout, steps = ctx.layout, ctx.steps
+    owner = oneadmin_ids()
+    uid, gid = owner if owner else (os.getuid(), os.getgid())
+    changed: List[str] = []
+    for spec in wanted_files(layout, shipped_remotes(), ctx.python):
+        target = layout.fs(spec.path)
+        parent = os.path.dirname(spec.path)
+        _ensure_dir(ctx, manifest, parent, owner)
+        state = _file_state(target, spec, owner)
+        if state:
+            steps.do(f"{state} {spec.path} (mode {spec.mode:04o})",
+                     lambda s=spec, t=target: fsio.atomic_write(t, s.data, fsio.FileMeta(s.mode, uid, gid)))
+            changed.append(spec.path)
+        else:
+            steps.note(f"{spec.path}: up to date")
+        manifest.files[spec.path] = sha256(spec.data)
+    steps.do(f"record the installation in {layout.manifest}",
+             lambda: manifest.write(layout.fs(layout.manifest)))
+    return changed
+
+
+def _ensure_dir(ctx: Context, manifest: Manifest, path: str, owner: Optional[Tuple[int, int]]) -> None:
+    """Create ``path`` and its missing parents, remembering the ones we made."""
+    missing = []
+    probe = path
+    while probe and probe != "/" and not os.path.isdir(ctx.layout.fs(probe)):
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    for directory in reversed(missing):
+        uid, gid = owner if owner else (None, None)
+        ctx.steps.do(f"create directory {directory}",
+                     lambda d=directory: fsio.make_dirs(ctx.layout.fs(d), 0o755, uid, gid))
+        if directory not in manifest.dirs:
+            manifest.dirs.append(directory)
+
+
+def _file_state(path: str, spec: FileSpec, owner: Optional[Tuple[int, int]]) -> str:
+    """'' when the file is as wanted, else the verb describing the change."""
+    if not os.path.exists(path):
+        return "install"
+    meta = fsio.FileMeta.of(path)
+    if fsio.read_bytes(path) != spec.data:
+        return "update"
+    if meta.mode != spec.mode or (owner and (meta.uid, meta.gid) != owner):
+        return "fix mode/owner of"
+    return ""
+
+
+def register_hooks(ctx: Context, manifest: Manifest) -> None:
+    """Step 4: our three hooks in oned, by NAME; foreign hooks are left alone."""
+    oned = ctx.oned()
+    plan = ht.plan_install(oned.hook_pool(), ctx.config)
+    for warning in plan.warnings:
+        ctx.reporter.warning(f"warning: {warning}")
+    for action in plan.actions:
+        spec = action.spec
+        if action.kind == "keep":
+            ctx.steps.note(action.describe())
+            manifest.hooks[spec.name] = action.hook_id
+        elif action.kind == "allocate":
+            new_id = ctx.steps.do(action.describe(),
+                                  lambda s=spec: oned.hook_allocate(ht.allocate_text(s, ctx.config)))
+            if new_id is not None:
+                manifest.hooks[spec.name] = int(new_id)
+        elif action.kind == "update":
+            ctx.steps.do(action.describe(),
+                         lambda s=spec, a=action: oned.hook_update(a.hook_id, ht.update_text(s, ctx.config)))
+            manifest.hooks[spec.name] = action.hook_id
+        else:
+            ctx.steps.do(action.describe(), lambda a=action: oned.hook_delete(a.hook_id))
+    ctx.steps.do(f"record hook IDs in {ctx.layout.manifest}",
+                 lambda: manifest.write(ctx.layout.fs(ctx.layout.manifest)))
+
+
+def install(ctx: Context) -> int:
+    """The whole installation; re-running it changes nothing that is already right."""
+    layout = ctx.layout
+    manifest = Manifest.read(layout.fs(layout.manifest)) or Manifest()
+    if ctx.config_written:
+        manifest.config = {"path": ctx.config.path and _unroot(layout, ctx.config.path),
+                           "sha256": sha256(config_mod.default_file_text().encode())}
+    if not os.path.isdir(layout.fs(layout.state_dir)):
+        _ensure_dir(ctx, manifest, layout.state_dir, oneadmin_ids())
+    changed = install_files(ctx, manifest)
+    register_hooks(ctx, manifest)
+    conf_changed = cpu_switch(ctx, manifest) if ctx.args.cpu_host else False
+    return finish(ctx, changed, conf_changed)
+
+
+def _unroot(layout: Layout, path: str) -> str:
+    if layout.root and path.startswith(layout.root.rstrip("/") + "/"):
+        return "/" + path[len(layout.root.rstrip("/")):].lstrip("/")
+    return path
+
+
+def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
+    """Step 5: the host-CPU switch (issue 4's code). True if oned must re-read its config."""
+    raise InstallError("cpu switch", "the CPU switch is not available in this build")
+
+
+def finish(ctx: Context, changed: Sequence[str], conf_changed: bool) -> int:
+    """Step 6: tell the operator what is left, or do it with ``--sync``."""
+    todo: List[Tuple[str, List[str]]] = []
+    if changed:
+        todo.append(("copy the remotes to every node", ["onehost", "sync", "--force"]))
+    if conf_changed:
+        todo.append(("restart oned so it re-reads vmm_exec_kvm.conf", ["systemctl", "restart", "opennebula"]))
+    verb = "would change" if ctx.steps.dry_run else "changed"
+    ctx.reporter.line(f"done: {ctx.steps.changed} step(s) {verb}" if ctx.steps.changed
+                      else "done: nothing to change, the installation is complete")
+    for why, argv in todo:
+        if ctx.args.sync and not ctx.steps.dry_run:
+            ctx.steps.do(f"{why}: {' '.join(argv)}",
+                         lambda a=argv: ctx.runner.run(a, timeout=600.0))
+        else:
+            ctx.reporter.line(f"left to do: {why}: run '{' '.join(argv)}' as oneadmin"
+                              + ("" if ctx.steps.dry_run else " (or re-run with --sync)"))
+    for line in ctx.extra_lines:
+        ctx.reporter.line(line)
+    return 0
+
+
+# --- uninstall ---------------------------------------------------------------------
+
+
+def uninstall(ctx: Context) -> int:
+    """Remove the hooks with our names, revert the CPU switch, remove installed files.
+
+    The manifest goes last, so an uninstall that fails half-way can be re-run.
+    """
+    layout, steps = ctx.layout, ctx.steps
+    manifest = Manifest.read(layout.fs(layout.manifest))
+    if manifest is None:
+        steps.note(f"no manifest at {layout.manifest}: removing our hooks only")
+        manifest = Manifest()
+    oned = ctx.oned()
+    for action in ht.plan_uninstall(oned.hook_pool()).actions:
+        steps.do(action.describe(), lambda a=action: oned.hook_delete(a.hook_id))
+    if manifest.cpu:
+        cpu_revert(ctx, manifest)
+    for path, digest in sorted(manifest.files.items()):
+        target = layout.fs(path)
+        if not os.path.exists(target):
+            steps.note(f"{path}: already gone")
+            continue
+        if sha256(fsio.read_bytes(target)) != digest:
+            ctx.reporter.warning(f"warning: {path} was changed after installation; removing it anyway")
+        steps.do(f"remove {path}", lambda t=target: fsio.remove(t))
+    if manifest.config:
+        _remove_config(ctx, manifest.config)
+    steps.do(f"remove {layout.manifest}", lambda: fsio.remove(layout.fs(layout.manifest)))
+    for directory in sorted(manifest.dirs, key=len, reverse=True):
+        target = layout.fs(directory)
+        if not os.path.isdir(target):
+            continue
+        if os.listdir(target):
+            steps.note(f"{directory}: kept (holds files one-hooks did not install, or runtime state)")
+            continue
+        steps.do(f"remove directory {directory}", lambda t=target: os.rmdir(t))
+    ctx.reporter.line(f"done: {steps.changed} step(s) {'would change' if steps.dry_run else 'changed'}")
+    ctx.reporter.line("left to do: run 'onehost sync --force' as oneadmin so nodes drop the removed files")
+    return 0
+
+
+def _remove_config(ctx: Context, record: Dict[str, str]) -> None:
+    path = record.get("path", "")
+    target = ctx.layout.fs(path)
+    if not path or not os.path.exists(target):
+        return
+    if sha256(fsio.read_bytes(target)) != record.get("sha256"):
+        ctx.steps.note(f"{path}: kept (edited since installation)")
+        return
+    ctx.steps.do(f"remove {path} (the untouched default)", lambda: fsio.remove(target))
+
+
+def cpu_revert(ctx: Context, manifest: Manifest) -> None:
+    """Undo the CPU switch recorded in the manifest."""
+    raise InstallError("revert cpu switch", "the CPU switch is not available in this build")
+
+
+# --- check ---------------------------------------------------------------------------
+
+
+class Findings:
+    """``--check`` results: ok lines and problems, each one line."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.problems: List[str] = []
+
+    def ok(self, text: str) -> None:
+        """Something verified."""
+        self.reporter.line(f"ok: {text}")
+
+    def problem(self, text: str) -> None:
+        """Something wrong: named, with why."""
+        self.problems.append(text)
+        self.reporter.error(f"problem: {text}")
+
+    def warn(self, text: str) -> None:
+        """Something to look at that does not break the installation."""
+        self.reporter.warning(f"warning: {text}")
+
+
+def check(ctx: Context, config_problem: str = "") -> int:
+    """Verify an installation; exit 1 naming every problem, 0 if there is none."""
+    found = Findings(ctx.reporter)
+    layout = ctx.layout
+    if config_problem:
+        found.problem(f"configuration: {config_problem}")
+    else:
+        found.ok(f"configuration {_unroot(layout, ctx.config.path) or '(defaults)'} is valid")
+    manifest = Manifest.read(layout.fs(layout.manifest))
+    if manifest is None:
+        found.problem(f"not installed: no manifest at {layout.manifest}")
+    specs = wanted_files(layout, shipped_remotes(), ctx.python)
+    _check_files(ctx, found, specs)
+    hosts = _check_oned(ctx, found)
+    if hosts:
+        _check_nodes(ctx, found, specs, hosts)
+    if found.problems:
+        ctx.reporter.line(f"check: {len(found.problems)} problem(s)")
+        return 1
+    ctx.reporter.line("check: the installation is complete and consistent")
+    return 0
+
+
+def _check_files(ctx: Context, found: Findings, specs: Sequence[FileSpec]) -> None:
+    owner = oneadmin_ids()
+    pythons = set()
+    for spec in specs:
+        target = ctx.layout.fs(spec.path)
+        if not os.path.isfile(target):
+            found.problem(f"{spec.path}: missing")
+            continue
+        meta = fsio.FileMeta.of(target)
+        data = fsio.read_bytes(target)
+        wrong = []
+        if data != spec.data:
+            wrong.append("content differs from this version's")
+        if meta.mode != spec.mode:
+            wrong.append(f"mode {meta.mode:04o}, want {spec.mode:04o}")
+        if owner and (meta.uid, meta.gid) != owner:
+            wrong.append(f"owner {meta.uid}:{meta.gid}, want {ONEADMIN}")
+        if wrong:
+            found.problem(f"{spec.path}: " + "; ".join(wrong))
+        else:
+            found.ok(f"{spec.path}")
+        interpreter = shim_python(data) if os.sep + ht.SHIM_DIR + os.sep in spec.path else None
+        if interpreter:
+            pythons.add(interpreter)
+    for python in sorted(pythons):
+        _check_python(ctx, found, python)
+
+
+def shim_python(data: bytes) -> Optional[str]:
+    """The interpreter a rendered shim runs (its ``PYTHON=`` line), or None."""
+    for line in data.decode("utf-8", "replace").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("PYTHON=") and PLACEHOLDER not in stripped:
+            try:
+                words = shlex.split(stripped[len("PYTHON="):])
+            except ValueError:
+                return None
+            return words[0] if words else None
+    return None
+
+
+def _check_python(ctx: Context, found: Findings, python: str) -> None:
+    """The shims' interpreter must run and import this version of one_hooks."""
+    from .node import first_line
+
+    try:
+        result = ctx.runner.run([python, "-m", "one_hooks", "--version"], timeout=60.0, ok_codes=range(256))
+    except OneHooksError as exc:
+        found.problem(f"shims cannot run: {exc}")
+        return
+    if result.returncode != 0:
+        why = first_line(result.stderr) or first_line(result.stdout) or f"exit {result.returncode}"
+        found.problem(f"shims cannot run: {python} -m one_hooks: {why}")
+    elif __version__ not in result.stdout + result.stderr:
+        found.problem(f"shims run {python}, which has another one_hooks: "
+                      f"{first_line(result.stdout + result.stderr)} (want {__version__})")
+    else:
+        found.ok(f"shims run {python} with one_hooks {__version__}")
+
+
+def _check_oned(ctx: Context, found: Findings) -> List[Any]:
+    """oned reachable, our hooks registered and matching; returns the hosts to check."""
+    try:
+        oned = ctx.oned()
+        version = oned.version()
+    except OneHooksError as exc:
+        found.problem(f"oned at {ctx.config.oned.endpoint} not reachable: {exc}")
+        return []
+    found.ok(f"oned {version} at {ctx.config.oned.endpoint}")
+    try:
+        pool = oned.hook_pool()
+        hosts = oned.host_pool()
+    except OneHooksError as exc:
+        found.problem(f"cannot read hooks and hosts: {exc}")
+        return []
+    problems = ht.check_problems(pool, ctx.config)
+    for text in problems:
+        found.problem(text)
+    if not problems:
+        found.ok("hooks " + ", ".join(ht.NAMES) + " registered and matching")
+    for warning in ht.autostart_warnings(pool):
+        found.warn(warning)
+    return list(hosts)
+
+
+def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts: Sequence[Any]) -> None:
+    """Each monitored node: its copy of the remotes matches ours, sudo allows iscsiadm."""
+    from .model import HostState
+    from .node import Node
+
+    node = Node.from_config(ctx.config, ctx.runner)
+    remote = {os.path.join(ctx.layout.node_remotes, os.path.relpath(s.path, ctx.layout.remotes)): s
+              for s in specs}
+    for host in hosts:
+        if host.state != HostState.MONITORED:
+            found.warn(f"host {host.name} is {host.state.name}: its copy of the remotes was not checked")
+            continue
+        try:
+            result = node.run(host.name, ["sha256sum", "--", *sorted(remote)], ok_codes=(0, 1))
+        except OneHooksError as exc:
+            found.problem(f"host {host.name}: cannot check its remotes: {exc}")
+            continue
+        sums = {}
+        for line in result.stdout.splitlines():
+            digest, _, path = line.partition("  ")
+            sums[path.strip()] = digest.strip()
+        stale = [p for p, s in sorted(remote.items()) if sums.get(p) != sha256(s.data)]
+        if stale:
+            found.problem(f"host {host.name}: out of sync ({', '.join(stale)} missing or different): "
+                          f"run 'onehost sync --force' as oneadmin")
+        else:
+            found.ok(f"host {host.name}: remotes in sync")
+        _check_sudo(ctx, found, node, host.name)
+
+
+def sudo_list_argv(iscsiadm: Sequence[str], mode: str) -> Optional[List[str]]:
+    """``sudo -n -l <iscsiadm> -m MODE``: asks sudo whether the gate's command is allowed.
+
+    None when ``[iscsi] iscsiadm`` does not go through sudo.
+    """
+    words = list(iscsiadm)
+    if not words or os.path.basename(words[0]) != "sudo":
+        return None
+    options: List[str] = []
+    rest = words[1:]
+    while rest and rest[0].startswith("-"):
+        word = rest.pop(0)
+        if word in ("-u", "-g", "-U", "-h", "-p", "-C") and rest:
+            options += [word, rest.pop(0)]
+        elif word not in ("-n", "-l"):
+            options.append(word)
+    return [words[0], "-n", *options, "-l", *rest, "-m", mode]
+
+
+def _check_sudo(ctx: Context, found: Findings, node: Any, host: str) -> None:
+    if not ctx.config.iscsi.check:
+        return
+    for mode in ("session", "node"):
+        argv = sudo_list_argv(ctx.config.iscsiadm_argv(), mode)
+        if argv is None:
+            return
+        try:
+            node.run(host, argv)
+        except OneHooksError as exc:
+            found.problem(f"host {host}: sudo does not allow '{' '.join(argv[argv.index('-l') + 1:])}' "
+                          f"without a password: {exc}")
+            return
+    found.ok(f"host {host}: sudo allows iscsiadm")
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``one-hooks-install``."""
+    parser.add_argument("--remotes", metavar="DIR", default=DEFAULT_REMOTES,
+                        help=f"oned's remotes directory (default {DEFAULT_REMOTES})")
+    parser.add_argument("--root", metavar="DIR", default="",
+                        help="put every filesystem path under DIR (packaging, tests)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="configuration file (default: $ONE_HOOKS_CONFIG, else "
+                             f"{config_mod.DEFAULT_PATH}, written with the defaults if absent)")
+    parser.add_argument("--cpu-host", nargs="?", const="native", choices=("native", "wrapper"),
+                        help="also switch KVM guests to the host CPU (default mode: native)")
+    parser.add_argument("--python", metavar="PATH", default=sys.executable,
+                        help="interpreter the shims run (default: this one)")
+    parser.add_argument("--node-remotes", metavar="DIR", default=DEFAULT_NODE_REMOTES,
+                        help=f"where nodes keep their copy of the remotes (default {DEFAULT_NODE_REMOTES})")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="verify an installation, name every problem")
+    mode.add_argument("--uninstall", action="store_true", help="remove what was installed, and our hooks")
+    parser.add_argument("--dry-run", action="store_true", help="print every step, change nothing")
+    parser.add_argument("--sync", action="store_true",
+                        help="finish by running 'onehost sync --force' (and restarting oned if needed)")
+
+
+def _default_oned(config: Config) -> Any:
+    from .oned import Oned
+
+    return Oned.from_config(config.oned)
+
+
+def load_config(args: argparse.Namespace, root: str, steps: Steps,
+                environ: Optional[Dict[str, str]] = None) -> Tuple[Config, bool]:
+    """The configuration, writing the default file first if there is none.
+
+    Returns the config and whether the default file was (or would be) written.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if args.config or env.get(config_mod.ENV_PATH):
+        return config_mod.load(args.config, env), False
+    real = config_mod.DEFAULT_PATH
+    path = os.path.join(root, real.lstrip("/")) if root else real
+    if os.path.exists(path):
+        return config_mod.load(path, env), False
+    text = config_mod.default_file_text().encode()
+    if args.check:
+        raise ConfigError("missing: one-hooks-install writes it", real)
+    owner = oneadmin_ids()
+    meta = fsio.FileMeta(0o640, 0, owner[1]) if owner else fsio.FileMeta(0o644, os.getuid(), os.getgid())
+
+    def write() -> None:
+        fsio.make_dirs(os.path.dirname(path))
+        fsio.atomic_write(path, text, meta)
+
+    steps.do(f"write the default configuration {real}", write)
+    if steps.dry_run:
+        # Nothing was written: read the defaults the file would hold.
+        with tempfile.NamedTemporaryFile(suffix=".conf") as tmp:
+            tmp.write(text)
+            tmp.flush()
+            config = config_mod.load(tmp.name, env)
+        return config, True
+    return config_mod.load(path, env), True
+
+
+def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
+        oned_factory: Optional[Callable[[Config], Any]] = None, runner: Any = None,
+        environ: Optional[Dict[str, str]] = None) -> int:
+    """Carry out what the options ask. Doors (oned, subprocesses) may be passed in."""
+    from .node import Runner
+
+    reporter = reporter or Reporter()
+    if args.dry_run and args.check:
+        raise UsageError("--dry-run and --check do not go together (--check changes nothing)")
+    if args.sync and (args.check or args.uninstall):
+        raise UsageError("--sync goes with an installation, not with --check or --uninstall")
+    root = os.path.abspath(args.root) if args.root else ""
+    if root and not os.path.isdir(root):
+        raise UsageError(f"--root {args.root}: no such directory")
+    steps = Steps(reporter, args.dry_run)
+    config_problem = ""
+    written = False
+    try:
+        config, written = load_config(args, root, steps, environ)
+    except ConfigError as exc:
+        if not args.check:
+            raise
+        config_problem = str(exc)
+        config = Config()
+    layout = Layout(root, os.path.abspath(args.remotes), config.recovery.state_dir,
+                    os.path.abspath(args.node_remotes))
+    ctx = Context(args, config, layout, reporter, steps, oned_factory or _default_oned,
+                  runner or Runner(), args.python, written)
+    if args.config and os.path.abspath(args.config) != config_mod.DEFAULT_PATH and not args.check:
+        ctx.extra_lines.append(f"note: hooks read {config_mod.DEFAULT_PATH} (or $ONE_HOOKS_CONFIG in "
+                               f"oned's environment), not {args.config}")
+    if args.check:
+        return check(ctx, config_problem)
+    if args.uninstall:
+        return uninstall(ctx)
+    return install(ctx)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``one-hooks-install`` parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Install one-hooks on an OpenNebula front-end: copy the hook shims and the CPU "
+                    "wrapper under the remotes directory, register the three state hooks, and check "
+                    "or undo that.",
+        epilog="exit codes: 0 done, 1 a step failed or --check found problems (each named), "
+               "2 bad arguments or configuration (nothing changed).")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console script ``one-hooks-install``."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return int(exc.code or 0) and 2
+    return run_guarded(lambda: run(args), PROGRAM)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
