@@ -1,0 +1,88 @@
+"""install.sh, for real: shellcheck, its help and errors, and one run into a fresh virtualenv.
+
+The real run pip-installs this checkout (with its dependencies, from the
+package index) into a temporary virtualenv, exactly as an operator would, and
+checks that the installed package carries the shims (setup.cfg data_files)
+and that the installed one-hooks-install finds them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "install.sh"
+SHIMS = ("host-reconnect", "vm-unknown", "vm-poweroff")
+
+
+def run_sh(*args: str, env: dict = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd="/")
+
+
+def test_shellcheck_clean() -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed (Debian package shellcheck)")
+    result = subprocess.run(["shellcheck", "-s", "sh", str(SCRIPT)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_help_names_every_option_and_changes_nothing(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    for flag in ("-h", "--help"):
+        result = run_sh("--venv", str(venv), flag)
+        assert result.returncode == 0 and result.stderr == ""
+        for word in ("--venv DIR", "--python", "--remotes", "--root", "--config", "--cpu-host",
+                     "--dry-run", "--check", "--uninstall", "--sync"):
+            assert word in result.stdout
+    assert not venv.exists()
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    result = run_sh("--venv")
+    assert result.returncode == 2 and result.stderr == "install.sh: --venv needs a value\n"
+    env = dict(os.environ, PYTHON=str(tmp_path / "no-such-python"))
+    result = run_sh("--venv", str(tmp_path / "v"), env=env)
+    assert result.returncode == 2 and "not found" in result.stderr
+    assert not (tmp_path / "v").exists()
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One real install.sh run into a fresh virtualenv (pip from the package index)."""
+    where = tmp_path_factory.mktemp("install-sh") / "venv with space"
+    # '-- --help': install.sh does its whole job, then hands '--help' to one-hooks-install.
+    result = run_sh("--venv", str(where), "--python", sys.executable, "--", "--help", timeout=300)
+    if result.returncode != 0 and any(word in result.stdout + result.stderr for word in (
+            "Could not find a version", "NewConnectionError", "Temporary failure in name resolution",
+            "No matching distribution")):
+        pytest.skip("the package index is not reachable from here: " + result.stderr.strip()[-300:])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "usage: one-hooks-install" in result.stdout
+    yield where
+
+
+def test_real_install_carries_the_shims(venv: Path) -> None:
+    share = venv / "share" / "one-hooks" / "remotes" / "hooks" / "one-hooks"
+    for shim in SHIMS:
+        assert (share / shim).read_bytes() == (REPO / "remotes" / "hooks" / "one-hooks" / shim).read_bytes()
+    found = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "from one_hooks import install; print(install.shipped_remotes())"],
+                           capture_output=True, text=True, timeout=60, cwd="/", check=True)
+    assert found.stdout.strip() == str(venv / "share" / "one-hooks" / "remotes")
+
+
+def test_rerun_upgrades_in_place(venv: Path) -> None:
+    before = (venv / "bin" / "python").resolve()
+    result = run_sh("--venv", str(venv), "--", "--version-not-an-option", timeout=300)
+    # the venv is reused (no "creating"), pip runs again, and one-hooks-install gets the argument
+    assert "creating virtualenv" not in result.stdout
+    assert result.returncode == 2 and "unrecognized arguments: --version-not-an-option" in result.stderr
+    assert (venv / "bin" / "python").resolve() == before
