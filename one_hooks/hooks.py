@@ -1,0 +1,144 @@
+"""``one-hooks hook EVENT``: the three entry points oned's hook manager runs.
+
+* ``host-reconnect`` (HOST, STATE=MONITORED): recover the host's candidates,
+  then keep watching for ``[recovery] settle_seconds`` because oned reconciles
+  VM states after the host hook has fired.
+* ``vm-unknown`` (VM, ON=UNKNOWN): host not MONITORED -> left to
+  host-reconnect; otherwise gate and resume. ``PREV_LCM_STATE=19``
+  (BOOT_UNKNOWN: a resume whose deploy failed came back) is retried at most
+  ``[recovery] attempts`` times, waiting ``retry_delay`` doubling, then given
+  up with one line and exit 1.
+* ``vm-poweroff`` (VM, STATE=POWEROFF, LCM_STATE=LCM_INIT): acts only when the
+  last history ACTION is ``monitor`` (the VM vanished in the outage).
+
+Input: the base64 ``$TEMPLATE`` on stdin (``ARGUMENTS_STDIN=yes``) or as the
+first argument. Output: one line per decision on stdout (oned keeps it for
+``onehook show``) and in the log. Exit 0 done or nothing to do, 1 something
+could not be recovered (``onehook retry`` may help), 2 bad input or config.
+
+This module is on the hook path: it must not import pyone (0.5 s of CPU for
+every VM event); the oned adapter it uses speaks XML-RPC with the stdlib.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, BinaryIO, Callable, Optional, Union
+
+from . import audit
+from .audit import Reporter
+from .config import Config
+from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
+from .model import HistoryAction, Host, HostState, LcmState, Resource, Vm, VmState
+from .recovery import Engine, build_engine
+from .xmlparse import MAX_PAYLOAD_BYTES, decode_payload, expect_resource
+
+EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``one-hooks hook``."""
+    parser.add_argument("event", choices=EVENTS, help="which hook this is")
+    parser.add_argument("template", nargs="?", default=None,
+                        help="base64 $TEMPLATE (default: read it from standard input)")
+    parser.epilog = ("exit codes: 0 done or nothing to do; 1 something could not be recovered "
+                     "(onehook retry may help); 2 bad payload or configuration (nothing done).")
+
+
+def read_payload(argument: Optional[str], stdin: Optional[BinaryIO] = None) -> bytes:
+    """The payload from the argument, else from stdin, never more than the limit (+1 byte)."""
+    if argument is not None:
+        return argument.encode("utf-8", "replace")
+    stream = stdin if stdin is not None else sys.stdin.buffer
+    if stream.isatty():
+        raise PayloadError("hook payload: none given (pipe the base64 $TEMPLATE to stdin)")
+    # Read one byte past the limit so decode_payload can refuse oversized input
+    # without this process holding an unbounded amount of memory.
+    return stream.read(MAX_PAYLOAD_BYTES + 1)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Entry point of ``one-hooks hook EVENT``: the hook's error boundary."""
+    logger = audit.setup(config.log, f"one-hooks-{args.event}")
+    out = Reporter(logger=logger)
+    try:
+        payload = decode_payload(read_payload(args.template))
+        return handle(args.event, payload, config, out)
+    except OneHooksError as exc:
+        # One line, on stdout like every other decision (oned keeps stdout for
+        # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
+        out.error(f"{args.event}: {exc}")
+        return exc.exit_code
+
+
+def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, *,
+           oned: Any = None, gate: Any = None,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep,
+           wall: Callable[[], float] = time.time) -> int:
+    """Carry out one hook event; doors may be passed in (tests), else built from ``config``."""
+    if event == "host-reconnect":
+        host = expect_resource(payload, Resource.HOST)
+        out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
+                 f"was {host.prev_state.name}")
+        with _engine(config, out, oned, gate, "host-reconnect", True, clock, sleep, wall) as engine:
+            report = engine.recover_host(host.id, settle=True)
+        out.line(f"host-reconnect: host {host.id}: {report.summary()}")
+        return report.exit_code
+
+    vm = expect_resource(payload, Resource.VM)
+    out.line(f"{event}: VM {vm.id} ({vm.name}) is {vm.state_name}, was "
+             f"{_prev_name(vm)}, last host {vm.hostname or '-'}")
+    if event == "vm-poweroff":
+        action = vm.history.action if vm.history else HistoryAction.NONE
+        if vm.state != VmState.POWEROFF or action != HistoryAction.MONITOR:
+            out.line(f"vm-poweroff: VM {vm.id}: last action {action.name.lower()}, not monitor: "
+                     "not powered off by an outage, nothing to do")
+            return EXIT_OK
+    if vm.host_id is None:
+        out.line(f"{event}: VM {vm.id}: never deployed, nothing to do")
+        return EXIT_OK
+    with _engine(config, out, oned, gate, event, False, clock, sleep, wall) as engine:
+        host = engine.call(engine.oned.host_info, vm.host_id)
+        if host.state != HostState.MONITORED:
+            out.line(f"{event}: VM {vm.id}: host {host.name} is {host.state.name}: "
+                     "left to host-reconnect")
+            return EXIT_OK
+        retry = event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN
+        if retry and not _wait_for_retry(vm, engine, out, wall, sleep):
+            return EXIT_FAILED
+        report = engine.recover_host(host.id, only=[vm.id], retry=retry)
+    out.line(f"{event}: VM {vm.id}: {report.summary()}")
+    return report.exit_code
+
+
+def _wait_for_retry(vm: Vm, engine: Engine, out: Reporter,
+                    wall: Callable[[], float], sleep: Callable[[float], None]) -> bool:
+    """Bound the failed-deploy loop: False (give up) once the attempts are spent."""
+    timing = engine.timing
+    attempts = engine.ledger.get(vm.id)
+    if attempts.count >= timing.attempts:
+        out.error(f"vm-unknown: VM {vm.id} ({vm.name}): gave up after {attempts.count} resume "
+                  f"attempts whose deploy failed on {vm.hostname}; fix the host, then "
+                  f"'onevm resume {vm.id}' (or onehook retry)")
+        return False
+    delay = attempts.next_due(timing.retry_delay) - wall()
+    if delay > 0:
+        out.line(f"vm-unknown: VM {vm.id}: deploy failed (attempt {attempts.count} of "
+                 f"{timing.attempts}); next attempt in {delay:.0f} s")
+        sleep(delay)
+    return True
+
+
+def _prev_name(vm: Vm) -> str:
+    if vm.prev_state == VmState.ACTIVE:
+        return f"ACTIVE/{vm.prev_lcm_state.name}"
+    return vm.prev_state.name
+
+
+def _engine(config: Config, out: Reporter, oned: Any, gate: Any, who: str, settle: bool,
+            clock: Callable[[], float], sleep: Callable[[float], None],
+            wall: Callable[[], float]) -> Engine:
+    return build_engine(config, out, oned=oned, gate=gate, who=who, settle=settle,
+                        clock=clock, sleep=sleep, wall=wall)

@@ -1,0 +1,489 @@
+"""Carry out a recovery plan: lock, gate, re-check, resume in order, wait, report.
+
+The engine receives its doors as parameters: ``oned`` (anything with
+``host_info``, ``vm_info``, ``vm_pool``, ``vm_action``, like
+:class:`one_hooks.oned.Oned`), ``gate`` (anything with
+``wait_healthy(host_name)``, like :class:`one_hooks.gate.Gate`; ``None`` when
+``[iscsi] check = no``), a :class:`~one_hooks.ledger.Ledger`, a
+:class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
+from :mod:`one_hooks.policy`; this module only sequences them.
+
+Order of a host's recovery:
+
+1. re-read the host; not MONITORED -> nothing is resumed there;
+2. plan (one decision per VM, reasons logged);
+3. iSCSI gate once per host and run; not HEALTHY -> no resume, exit 1;
+4. per priority tier, under the host lock: re-read each VM, decide again
+   (oned is the source of truth), resume with retries on transient errors,
+   count the attempt in the ledger; the lock is released before waiting;
+5. wait for the tier to be RUNNING (or ``tier_timeout``), then the next tier;
+6. optionally (host-reconnect) keep watching for ``settle_seconds``.
+
+Each resume is one call; a deploy that fails sends the VM back to UNKNOWN and
+fires the UNKNOWN hook again, whose bounded retries live in ``hooks``.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from .audit import Reporter
+from .config import Config
+from .errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
+from .ledger import Ledger
+from .model import Host, HostState, LcmState, Vm, VmState
+from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
+
+__all__ = ["Engine", "Timing", "Outcome", "Report", "VmResult"]
+
+
+class Outcome(str, enum.Enum):
+    """What became of one VM in a run."""
+
+    RUNNING = "running"
+    HANDLED = "already handled"
+    SKIPPED = "skipped"
+    LOCKED = "locked"
+    GATE = "gate failed"
+    FAILED = "failed"
+    TIMEOUT = "not running in time"
+    GAVE_UP = "gave up"
+    PLANNED = "would resume"
+
+
+#: Outcomes that make a run exit 1 (``onehook retry`` may help).
+PROBLEMS = frozenset({Outcome.LOCKED, Outcome.GATE, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GAVE_UP})
+
+
+@dataclass(frozen=True)
+class VmResult:
+    """One VM's line of the final table."""
+
+    vm_id: int
+    name: str
+    host: str
+    before: str
+    after: str
+    outcome: Outcome
+    reason: str
+    attempts: int = 0
+    seconds: float = 0.0
+    tier: int = 0
+
+
+@dataclass
+class Report:
+    """Everything a run decided and did; the last word on each VM wins."""
+
+    results: Dict[int, VmResult] = field(default_factory=dict)
+    problems: List[str] = field(default_factory=list)
+
+    def add(self, result: VmResult) -> None:
+        """Record (or replace) a VM's result."""
+        self.results[result.vm_id] = result
+
+    def of(self, outcome: Outcome) -> List[VmResult]:
+        """Results with that outcome, in VM ID order."""
+        return sorted((r for r in self.results.values() if r.outcome == outcome), key=lambda r: r.vm_id)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing needs attention, 1 otherwise."""
+        bad = self.problems or any(r.outcome in PROBLEMS for r in self.results.values())
+        return 1 if bad else 0
+
+    def table(self) -> List[str]:
+        """The final table, one line per VM, plus the gate problems."""
+        rows = [("VM", "NAME", "HOST", "BEFORE", "AFTER", "OUTCOME", "TRIES", "SECS", "REASON")]
+        for r in sorted(self.results.values(), key=lambda r: (r.host, r.vm_id)):
+            rows.append((str(r.vm_id), r.name, r.host, r.before, r.after, r.outcome.value,
+                         str(r.attempts), f"{r.seconds:.1f}", r.reason))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+        return [line.rstrip() for line in lines] + [f"problem: {p}" for p in self.problems]
+
+    def summary(self) -> str:
+        """One line counting outcomes."""
+        counts: Dict[str, int] = {}
+        for r in self.results.values():
+            counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
+        body = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no VMs"
+        return f"{body}; exit {self.exit_code}"
+
+    def as_dict(self) -> Dict[str, Any]:
+        """A JSON-ready form (``--json``)."""
+        return {
+            "exit_code": self.exit_code,
+            "problems": list(self.problems),
+            "vms": [dict(vars(r), outcome=r.outcome.value)
+                    for r in sorted(self.results.values(), key=lambda r: r.vm_id)],
+        }
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Bounds and pacing of one recovery run (seconds unless said otherwise)."""
+
+    max_parallel: int = 8
+    wait_running: float = 300.0
+    tier_timeout: float = 300.0
+    settle_seconds: float = 0.0
+    settle_interval: float = 10.0
+    poll_interval: float = 1.0
+    call_retries: int = 4
+    call_retry_delay: float = 1.0
+    lock_timeout: float = 600.0
+    attempts: int = 3
+    retry_delay: float = 10.0
+
+    @classmethod
+    def from_config(cls, config: Config, settle: bool = False) -> "Timing":
+        """Timing from ``[recovery]`` and ``[oned]``; ``settle`` only for host-reconnect."""
+        r = config.recovery
+        return cls(
+            max_parallel=r.max_parallel, wait_running=r.wait_running, tier_timeout=r.tier_timeout,
+            settle_seconds=r.settle_seconds if settle else 0.0, settle_interval=r.settle_interval,
+            poll_interval=min(1.0, max(0.05, r.settle_interval / 10)),
+            call_retries=config.oned.retries, call_retry_delay=config.oned.retry_delay,
+            lock_timeout=max(60.0, r.wait_running + r.tier_timeout),
+            attempts=r.attempts, retry_delay=r.retry_delay)
+
+
+@dataclass
+class _Pending:
+    """A VM whose resume oned accepted and whose RUNNING we still wait for."""
+
+    decision: Decision
+    started: float
+    attempts: int
+
+
+class Engine:
+    """One recovery run (a hook process or one ``one-hooks recover``)."""
+
+    def __init__(self, oned: Any, settings: Settings, timing: Timing, ledger: Ledger,
+                 reporter: Reporter, gate: Any = None, *, who: str = "recover",
+                 dry_run: bool = False, honour_ledger: bool = True,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.oned = oned
+        self.settings = settings
+        self.timing = timing
+        self.ledger = ledger
+        self.out = reporter
+        self.gate = gate
+        self.who = who
+        self.dry_run = dry_run
+        self.honour_ledger = honour_ledger
+        self.clock = clock
+        self.sleep = sleep
+        self.report = Report()
+        self._by = f"{who}[{os.getpid()}]"
+        self._gated: Dict[int, bool] = {}
+        self._lock = threading.Lock()
+        self._workers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, timing.max_parallel), thread_name_prefix="resume")
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._workers.shutdown(wait=True)
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- entry points -------------------------------------------------------
+
+    def recover_hosts(self, host_ids: Sequence[int]) -> Report:
+        """Recover several hosts at once; resumes share the ``max_parallel`` workers."""
+        if len(host_ids) <= 1:
+            for host_id in host_ids:
+                self.recover_host(host_id)
+            return self.report
+        with concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(len(host_ids), 32), thread_name_prefix="host") as hosts:
+            for future in [hosts.submit(self.recover_host, h) for h in host_ids]:
+                future.result()
+        return self.report
+
+    def recover_host(self, host_id: int, only: Optional[Iterable[int]] = None,
+                     retry: bool = False, settle: bool = False) -> Report:
+        """Recover the candidates of one host (or just the VMs in ``only``).
+
+        ``retry`` marks the UNKNOWN hook's re-run after a failed deploy: the
+        ledger's record of an earlier attempt then does not stop the resume.
+        """
+        started = self.clock()
+        host = self.call(self.oned.host_info, host_id)
+        wanted = sorted(set(only)) if only is not None else None
+        if wanted is not None:
+            vms = [self.call(self.oned.vm_info, vm_id) for vm_id in wanted]
+        else:
+            vms = list(self.call(lambda: self.oned.vm_pool(host_id=host.id)))
+        if host.state != HostState.MONITORED:
+            self.out.line(f"host {host.id} ({host.name}) is {host.state.name}, not MONITORED: "
+                          "nothing resumed there now, host-reconnect will run when it is back")
+        self._pass(host, plan(host, vms, self.settings), retry, log_skips=True)
+        if settle and self.timing.settle_seconds > 0 and host.state == HostState.MONITORED:
+            self._settle(host, started + self.timing.settle_seconds)
+        return self.report
+
+    # --- one pass over a plan -----------------------------------------------
+
+    def _pass(self, host: Host, host_plan: Any, retry: bool, log_skips: bool) -> None:
+        for d in host_plan.decisions:
+            if d.action == Action.SKIP:
+                if log_skips:
+                    self.out.line(d.line())
+                self._result(d, host, Outcome.SKIPPED, d.reason)
+            elif d.action == Action.LOCKED:
+                self.out.warning(d.line())
+                self._result(d, host, Outcome.LOCKED, d.reason)
+            else:
+                self.out.line(d.line())
+        tiers = host_plan.tiers
+        if not tiers or not self._gate_passes(host, [d for t in tiers for d in t]):
+            return
+        if self.dry_run:
+            for d in host_plan.to_resume:
+                self._result(d, host, Outcome.PLANNED, f"dry run: {d.reason}")
+            return
+        waiting: List[_Pending] = []
+        for tier in tiers:
+            tier_start = self.clock()
+            # Waiting for another process: real time, whatever clock this run uses.
+            with self.ledger.host_lock(host.id, self.timing.lock_timeout):
+                acts = [self._workers.submit(self._act, host, d, retry) for d in tier]
+                sent = [p for p in (f.result() for f in acts) if p is not None]
+            waiting = self._wait(host, waiting + sent, tier_start + self.timing.tier_timeout)
+            if waiting and tier is not tiers[-1]:
+                self.out.warning(f"host {host.name}: tier {tier[0].tier} not all RUNNING after "
+                                 f"{self.timing.tier_timeout:g} s; starting the next tier")
+        self._wait(host, waiting, float("inf"))
+
+    def _gate_passes(self, host: Host, targets: Sequence[Decision]) -> bool:
+        """Run the iSCSI gate once per host and run; record the targets it blocks."""
+        if host.id not in self._gated:
+            self._gated[host.id] = self._run_gate(host)
+        if self._gated[host.id]:
+            return True
+        for d in targets:
+            self._result(d, host, Outcome.GATE, f"iSCSI gate did not pass on {host.name}")
+        return False
+
+    def _run_gate(self, host: Host) -> bool:
+        if self.gate is None:
+            self.out.line(f"host {host.name}: iSCSI gate off ([iscsi] check = no)")
+            return True
+        self.out.line(f"host {host.name}: checking iSCSI sessions before any resume")
+        try:
+            verdict = self.gate.wait_healthy(host.name)
+        except OneHooksError as exc:  # node unreachable etc.: unknown, never healthy
+            self.out.error(f"host {host.name}: iSCSI gate UNKNOWN: {exc}")
+            self.report.problems.append(f"{host.name}: iSCSI gate UNKNOWN: {exc}")
+            return False
+        status = str(getattr(verdict.status, "name", verdict.status))
+        if verdict.healthy:
+            self.out.line(f"host {host.name}: iSCSI gate HEALTHY")
+            return True
+        problems = list(getattr(verdict, "problems", ())) or ["no detail"]
+        for problem in problems:
+            self.out.error(f"host {host.name}: iSCSI gate {status}: {problem}")
+            self.report.problems.append(f"{host.name}: iSCSI {status}: {problem}")
+        return False
+
+    # --- acting on one VM ---------------------------------------------------
+
+    def _act(self, host: Host, planned: Decision, retry: bool) -> Optional[_Pending]:
+        """Re-read, re-decide, resume once. Runs under the host lock."""
+        try:
+            vm = self.call(self.oned.vm_info, planned.vm_id)
+        except OnedNotFound:
+            self._result(planned, host, Outcome.HANDLED, "VM no longer exists", after="DONE")
+            return None
+        except OnedError as exc:
+            self._finish(planned, host, Outcome.FAILED, f"cannot re-read before resume: {exc}")
+            return None
+        fresh = decide(vm, host, self.settings)
+        if fresh.action == Action.LOCKED:
+            self._finish(planned, host, Outcome.LOCKED, fresh.reason, vm)
+            return None
+        if fresh.action == Action.SKIP:
+            outcome = Outcome.SKIPPED if is_outage_state(vm) else Outcome.HANDLED
+            self._finish(planned, host, outcome, f"state moved on: {fresh.reason}", vm)
+            return None
+        earlier = self.ledger.get(vm.id)
+        if earlier.count and self.honour_ledger and not retry:
+            self._finish(planned, host, Outcome.HANDLED,
+                         f"already resumed {earlier.count} time(s) (last by {earlier.by}); "
+                         "a failed deploy is retried by the UNKNOWN hook", vm, earlier.count)
+            return None
+        return self._resume(host, fresh, vm)
+
+    def _resume(self, host: Host, d: Decision, vm: Vm) -> Optional[_Pending]:
+        for k in range(self.timing.call_retries + 1):
+            try:
+                self.oned.vm_action("resume", vm.id)
+                break
+            except OnedLocked:
+                self._finish(d, host, Outcome.LOCKED, lock_hint(vm), vm)
+                return None
+            except (OnedActionRefused, OnedNotFound) as exc:
+                return self._moved_or_failed(host, d, f"oned refused resume: {exc.message}")
+            except OnedError as exc:
+                if not exc.transient or k == self.timing.call_retries:
+                    self._finish(d, host, Outcome.FAILED, f"resume failed: {exc}", vm)
+                    return None
+                self.out.warning(f"VM {vm.id}: resume: {exc}; retrying in "
+                                 f"{self.timing.call_retry_delay * 2 ** k:g} s")
+                self.sleep(self.timing.call_retry_delay * 2 ** k)
+                # The call may have reached oned before the answer was lost.
+                moved = self._moved_or_failed(host, d, "", quiet=True)
+                if moved is not None:
+                    return moved
+        attempts = self.ledger.record(vm.id, self._by).count
+        self.out.line(f"VM {vm.id} ({vm.name}): resume accepted (attempt {attempts})")
+        return _Pending(d, self.clock(), attempts)
+
+    def _moved_or_failed(self, host: Host, d: Decision, why: str,
+                         quiet: bool = False) -> Optional[_Pending]:
+        """After a refused or lost call: did the VM move on (handled) or not?"""
+        try:
+            vm = self.oned.vm_info(d.vm_id)
+        except OnedError as exc:
+            if not quiet:
+                self._finish(d, host, Outcome.FAILED, f"{why}; re-read failed: {exc}")
+            return None
+        if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
+            attempts = self.ledger.record(vm.id, self._by).count
+            return _Pending(d, self.clock(), attempts)
+        if quiet:
+            return None
+        if not is_outage_state(vm):
+            self._finish(d, host, Outcome.HANDLED, f"state moved on to {vm.state_name} ({why})", vm)
+        else:
+            self._finish(d, host, Outcome.FAILED, why, vm)
+        return None
+
+    # --- waiting for RUNNING ------------------------------------------------
+
+    def _wait(self, host: Host, pending: List[_Pending], barrier: float) -> List[_Pending]:
+        """Poll the host's VMs until each pending one settles or ``barrier`` passes."""
+        while pending:
+            seen = self._look(host, [p.decision.vm_id for p in pending])
+            still: List[_Pending] = []
+            now = self.clock()
+            for p in pending:
+                vm = seen.get(p.decision.vm_id)
+                if vm is not None and vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING:
+                    self.ledger.clear(vm.id)
+                    self._finish(p.decision, host, Outcome.RUNNING, "resumed, RUNNING", vm,
+                                 p.attempts, now - p.started)
+                elif vm is not None and (is_outage_state(vm) or vm.state in (VmState.POWEROFF, VmState.FAILED)
+                                         or "FAILURE" in vm.lcm_state.name):
+                    self._finish(p.decision, host, Outcome.FAILED,
+                                 f"deploy failed, VM back in {vm.state_name} (attempt {p.attempts} of "
+                                 f"{self.timing.attempts})", vm, p.attempts, now - p.started)
+                elif now - p.started >= self.timing.wait_running:
+                    state = vm.state_name if vm else "unknown state"
+                    self._finish(p.decision, host, Outcome.TIMEOUT,
+                                 f"not RUNNING {self.timing.wait_running:g} s after resume ({state})",
+                                 vm, p.attempts, now - p.started)
+                else:
+                    still.append(p)
+            pending = still
+            if not pending or now >= barrier:
+                break
+            self.sleep(self.timing.poll_interval)
+        return pending
+
+    def _look(self, host: Host, vm_ids: Sequence[int]) -> Dict[int, Vm]:
+        """Current state of some VMs: one pool call, or one info call for a single VM."""
+        try:
+            if len(vm_ids) == 1:
+                return {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
+            return {vm.id: vm for vm in self.oned.vm_pool(host_id=host.id)}
+        except OnedError as exc:
+            self.out.warning(f"host {host.name}: cannot read VM states: {exc}")
+            return {}
+
+    # --- settle window ------------------------------------------------------
+
+    def _settle(self, host: Host, until: float) -> None:
+        """Recover VMs that become candidates after the host came back."""
+        self.out.line(f"host {host.name}: watching its VMs for "
+                      f"{self.timing.settle_seconds:g} s (VM states arrive after the host's)")
+        while self.clock() + self.timing.settle_interval <= until:
+            self.sleep(self.timing.settle_interval)
+            try:
+                fresh_host = self.oned.host_info(host.id)
+                vms = list(self.oned.vm_pool(host_id=host.id))
+            except OnedError as exc:
+                self.out.warning(f"host {host.name}: settle look failed: {exc}")
+                continue
+            if fresh_host.state != HostState.MONITORED:
+                self.out.warning(f"host {host.name} is {fresh_host.state.name} again: stop watching")
+                return
+            done = {r.vm_id for r in self.report.results.values()
+                    if r.outcome in (Outcome.RUNNING, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE)}
+            new = [vm for vm in vms if vm.id not in done
+                   and decide(vm, fresh_host, self.settings).action == Action.RESUME]
+            if new:
+                self.out.line(f"host {host.name}: {len(new)} more VM(s) became candidates")
+                self._pass(fresh_host, plan(fresh_host, new, self.settings), False, log_skips=False)
+
+    # --- helpers --------------------------------------------------------------
+
+    def call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """A read call. The oned adapter retries reads itself; writes are retried here."""
+        return method(*args)
+
+    def _result(self, d: Decision, host: Host, outcome: Outcome, reason: str,
+                after: str = "", attempts: int = 0, seconds: float = 0.0) -> None:
+        with self._lock:
+            self.report.add(VmResult(d.vm_id, d.vm_name, host.name, d.state, after or d.state,
+                                     outcome, reason, attempts, round(seconds, 3), d.tier))
+
+    def _finish(self, d: Decision, host: Host, outcome: Outcome, reason: str,
+                vm: Optional[Vm] = None, attempts: int = 0, seconds: float = 0.0) -> None:
+        """Record a final outcome and say it."""
+        text = f"VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
+        if outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
+            self.out.line(text)
+        elif outcome == Outcome.LOCKED:
+            self.out.warning(text)
+        else:
+            self.out.error(text)
+        self._result(d, host, outcome, reason, vm.state_name if vm else "", attempts, seconds)
+
+
+def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any = None,
+                 who: str = "recover", settle: bool = False, dry_run: bool = False,
+                 honour_ledger: bool = True,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall: Callable[[], float] = time.time) -> Engine:
+    """An engine wired from the configuration; doors given as arguments win."""
+    if oned is None:
+        from .oned import Oned
+        oned = Oned.from_config(config.oned)
+    state_dir = config.recovery.state_dir
+    if gate is None and config.iscsi.check:
+        from .gate import Gate
+        from .node import Node
+        gate = Gate(Node.from_config(config), config.iscsi, config.iscsiadm_argv(),
+                    state_dir, clock=clock, sleep=sleep, wall=wall)
+    r = config.recovery
+    # Attempt records stay meaningful while the UNKNOWN hook may still retry.
+    episode = r.settle_seconds + r.wait_running + r.retry_delay * (2 ** r.attempts)
+    ledger = Ledger(state_dir, episode=episode, wall=wall)
+    return Engine(oned, Settings.from_section(r), Timing.from_config(config, settle=settle),
+                  ledger, out, gate if config.iscsi.check else None, who=who, dry_run=dry_run,
+                  honour_ledger=honour_ledger, clock=clock, sleep=sleep)
