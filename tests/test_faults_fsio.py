@@ -99,3 +99,49 @@ def test_process_killed_at_each_step_leaves_old_or_new(tmp_path: Path, step: str
     # a hidden name that can never be mistaken for the target.
     for name in _leftovers(work, target.name):
         assert name.startswith(f".{target.name}.") and name.endswith(".tmp"), name
+
+
+# --- the CPU config patcher, killed for real ---------------------------------
+# tests/test_cpu_conf_patch.py raises an exception at every step (cleanup code
+# runs); here the process dies with SIGKILL at every step of both its writes
+# (the backup, then the file), so nothing cleans up after it.
+
+PATCH_CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from one_hooks.cpu import conf_patch
+    conf, kill_at = sys.argv[1], int(sys.argv[2])
+    seen = []
+    def steps(name):
+        seen.append(name)
+        if len(seen) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    conf_patch.apply(conf, conf_patch.set_native, steps=steps)
+""")
+
+
+@pytest.mark.parametrize("kill_at", range(1, 2 * len(fsio.WRITE_STEPS) + 1))
+def test_patcher_killed_at_each_step_leaves_old_or_new_and_backup_intact(
+        tmp_path: Path, kill_at: int) -> None:
+    from one_hooks.cpu import conf_patch
+
+    seed = REPO / "tests" / "data" / "vmm_exec_kvm" / "7.4.0.conf"
+    conf = tmp_path / "vmm_exec_kvm.conf"
+    conf.write_bytes(seed.read_bytes())
+    os.chmod(conf, 0o640)
+    old = conf.read_bytes()
+    new = conf_patch.set_native(old.decode()).encode()
+    backup = Path(conf_patch.backup_path(str(conf)))
+    proc = subprocess.run([sys.executable, "-c", PATCH_CHILD, str(conf), str(kill_at)],
+                          cwd=REPO, capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert conf.read_bytes() in (old, new)
+    assert not backup.exists() or backup.read_bytes() == old
+    if conf.read_bytes() == new:
+        assert backup.read_bytes() == old  # never the new file without its backup
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o640
+    # The operator runs it again: it completes, and revert gives the original back.
+    conf_patch.apply(str(conf), conf_patch.set_native)
+    assert conf.read_bytes() == new and backup.read_bytes() == old
+    conf_patch.revert(str(conf))
+    assert conf.read_bytes() == old
