@@ -1,0 +1,79 @@
+"""Delayed work of the simulated oned (boots, shutdowns) on one thread.
+
+oned answers an action at once and finishes it later (the driver's deploy
+takes a while): the caller sees BOOT_UNKNOWN, then RUNNING. The timeline runs
+those second halves in time order, one at a time, and lets tests wait until
+nothing is pending instead of sleeping.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from typing import Callable, List, Tuple
+
+
+class Timeline:
+    """A single worker thread running callables at given delays."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._running = 0
+        self._stopped = False
+        self.errors: List[BaseException] = []
+        self._thread = threading.Thread(target=self._loop, name="sim-timeline", daemon=True)
+        self._thread.start()
+
+    def after(self, delay: float, work: Callable[[], None]) -> None:
+        """Run ``work`` after ``delay`` seconds (0: as soon as the caller is done)."""
+        with self._cond:
+            heapq.heappush(self._heap, (self._clock() + max(delay, 0.0), next(self._order), work))
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        """How many callables are waiting or running."""
+        with self._cond:
+            return len(self._heap) + self._running
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is pending; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def stop(self) -> None:
+        """Drop what is pending and end the worker."""
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (
+                        not self._heap or self._heap[0][0] > self._clock()):
+                    wait = self._heap[0][0] - self._clock() if self._heap else None
+                    self._cond.wait(wait)
+                if self._stopped:
+                    return
+                _, _, work = heapq.heappop(self._heap)
+                self._running += 1
+            try:
+                work()
+            except Exception as error:  # kept for tests: a broken step must not stop the clock
+                self.errors.append(error)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
