@@ -40,7 +40,6 @@ _DENIED = (
     "is not in the sudoers file",
     "a terminal is required",
     "Permission denied",
-    "Operation not permitted",
 )
 
 #: The sudoers line a node needs for the gate's commands (printed with permission errors).
@@ -173,9 +172,9 @@ class Node:
         via_ssh = os.path.basename(full[0]) == "ssh"
         if via_ssh and result.returncode == SSH_FAILED:
             raise NodeUnreachable(f"ssh failed: {first_line(result.stderr) or 'exit 255'}", host)
-        if result.returncode != 0 and any(p in result.stderr for p in _DENIED):
-            raise NodePermissionDenied(
-                f"{' '.join(argv)}: {first_line(result.stderr)}; {SUDOERS_HINT}", host)
+        denied = [line.strip() for line in result.stderr.splitlines() if any(p in line for p in _DENIED)]
+        if result.returncode != 0 and denied:
+            raise NodePermissionDenied(f"{' '.join(argv)}: {denied[0]}; {SUDOERS_HINT}", host)
         if result.returncode not in ok_codes:
             why = first_line(result.stderr) or first_line(result.stdout) or "no output"
             raise CommandFailed(f"{' '.join(argv)} exited {result.returncode}: {why}", host,

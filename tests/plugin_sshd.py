@@ -11,6 +11,10 @@ a scenario file, a log and a state directory the tests rewrite.
 It yields a :class:`SshNode` whose ``command`` is a ``[node] command``: any
 host NAME connects to loopback (``-o HostName=127.0.0.1``), so host names
 with spaces or shell metacharacters reach ssh as one argv element.
+
+``local_node`` (function scope) gives the same stand-in without ssh, through
+an ``env`` prefix, for the many tests that are about the answers, not the
+transport.
 """
 from __future__ import annotations
 
@@ -53,6 +57,24 @@ class SshNode:
     def calls(self) -> List[List[str]]:
         """The stand-in calls logged so far, as [host, tool, args]."""
         return [line.split("\t") for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def local_node(tmp_path: Path) -> SshNode:
+    """The same stand-in reached without ssh: ``env`` sets its variables, then execs the command.
+
+    ``env`` is exec'd directly (no shell), so ``{host}`` stays one argv word and the
+    stand-in logs exactly the name it was given; ``port`` is 0 and ``key`` empty.
+    """
+    base = tmp_path / "local-node"
+    base.mkdir()
+    scenario, log, state = base / "scenario", base / "standin.log", base / "state"
+    scenario.write_text("")
+    log.write_text("")
+    state.mkdir()
+    command = (f"env ONE_HOOKS_NODE={{host}} ONE_HOOKS_STANDIN_SCENARIO={scenario} ONE_HOOKS_STANDIN_LOG={log} "
+               f"ONE_HOOKS_STANDIN_STATE={state} PATH={STANDIN_DIR}:/usr/bin:/bin")
+    return SshNode(0, "", command, scenario, log, state, STANDIN_DIR)
 
 
 def _free_port() -> int:

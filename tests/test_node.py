@@ -11,7 +11,6 @@ import pytest
 from one_hooks.config import Config, NodeSection
 from one_hooks.errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
 from one_hooks.node import Node, Runner
-from tests.plugin_sshd import STANDIN_DIR
 
 METACHAR_HOSTS = ["node with space", "node; touch {marker}", "$(touch {marker})", "`touch {marker}`",
                   "n'o\"de", "node|touch {marker}", "node&&touch {marker}"]
@@ -68,39 +67,36 @@ def _sleeping_child(pid: int) -> bool:
     return stat.split(") ")[1][0] != "Z" and cmdline.startswith(b"sleep\0")
 
 
-def local_node(tmp_path: Path, scenario: str = "") -> Node:
-    """A node reached without ssh: env sets the stand-in's variables, then execs the command."""
-    (tmp_path / "scenario").write_text(scenario)
-    command = (f"env ONE_HOOKS_NODE={{host}} ONE_HOOKS_STANDIN_SCENARIO={tmp_path / 'scenario'} "
-               f"ONE_HOOKS_STANDIN_LOG={tmp_path / 'log'} PATH={STANDIN_DIR}:/usr/bin:/bin")
-    return Node(Runner(), command, 10.0)
+def node_of(standin, scenario: str = "") -> Node:  # type: ignore[no-untyped-def]
+    standin.set_scenario(scenario)
+    return Node(Runner(), standin.command, 10.0)
 
 
 @pytest.mark.parametrize("template", METACHAR_HOSTS)
-def test_host_names_reach_the_node_as_one_word(tmp_path: Path, template: str) -> None:
+def test_host_names_reach_the_node_as_one_word(local_node, tmp_path: Path, template: str) -> None:  # type: ignore[no-untyped-def]
     marker = tmp_path / "pwned"
     host = template.format(marker=marker)
-    node = local_node(tmp_path)
+    node = node_of(local_node)
     result = node.run(host, ["iscsiadm", "-m", "session"], ok_codes=(21,))
     assert "No active sessions" in result.stderr
-    logged_host, tool, args = (tmp_path / "log").read_text().rstrip("\n").split("\t")
-    assert (logged_host, tool, args) == (host, "iscsiadm", "-m session")
+    assert local_node.calls() == [[host, "iscsiadm", "-m session"]]
     assert not marker.exists()
     assert node.sessions_opened == {host: 1}
 
 
 @pytest.mark.parametrize("host", ["-oProxyCommand=touch /tmp/x", "", "a\nb"])
-def test_host_names_ssh_would_misread_are_refused(tmp_path: Path, host: str) -> None:
-    node = local_node(tmp_path)
+def test_host_names_ssh_would_misread_are_refused(local_node, host: str) -> None:  # type: ignore[no-untyped-def]
+    node = node_of(local_node)
     with pytest.raises(UsageError):
-        node.run(host, ["true"])
-    assert not (tmp_path / "log").exists() and node.sessions_opened == {}
+        node.run(host, ["iscsiadm", "-m", "session"])
+    assert local_node.calls() == [] and node.sessions_opened == {}
 
 
 @pytest.mark.parametrize("word", ["*-iscsi-*", "a;b", "$(id)", "x y", ""])
-def test_remote_words_the_node_shell_would_interpret_are_refused(tmp_path: Path, word: str) -> None:
+def test_remote_words_the_node_shell_would_interpret_are_refused(local_node, word: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UsageError):
-        local_node(tmp_path).run("n1", ["find", word])
+        node_of(local_node).run("n1", ["iscsiadm", word])
+    assert local_node.calls() == []
 
 
 def test_from_config_uses_node_section() -> None:
@@ -109,8 +105,8 @@ def test_from_config_uses_node_section() -> None:
     assert node.argv("n1", ["iscsiadm", "-m", "node"]) == ["ssh", "-p", "2222", "n1", "iscsiadm", "-m", "node"]
 
 
-def test_sudo_refusal_is_permission_denied_with_the_sudoers_hint(tmp_path: Path) -> None:
-    node = local_node(tmp_path, "* sudo sudo-refused\n")
+def test_sudo_refusal_is_permission_denied_with_the_sudoers_hint(local_node) -> None:  # type: ignore[no-untyped-def]
+    node = node_of(local_node, "* sudo sudo-refused\n")
     with pytest.raises(NodePermissionDenied) as info:
         node.run("n3", ["sudo", "-n", "iscsiadm", "-m", "session", "-P", "3"])
     assert "a password is required" in str(info.value) and "sudoers" in str(info.value)
