@@ -36,7 +36,14 @@ BY_PATH_DIR = "/dev/disk/by-path"
 
 
 class Gate:
-    """The iSCSI gate for the hosts of one run."""
+    """The iSCSI gate for the hosts of one run.
+
+    ``iscsiadm`` is ``[iscsi] iscsiadm`` as argv (``multipath`` runs with the
+    same prefix, e.g. ``sudo -n``); ``state_dir`` holds the shared verdicts and
+    their lock files. ``clock``/``sleep`` drive the waits and ``wall`` dates
+    the verdicts: tests pass fakes. ``by_path_dir`` is where the node keeps
+    its by-path links (tests point it at a directory of real symlinks).
+    """
 
     def __init__(self, node: Node, section: IscsiSection, iscsiadm: List[str], state_dir: str,
                  clock: Callable[[], float] = time.monotonic,

@@ -337,3 +337,13 @@ def test_real_ssh_concurrent_processes_share_one_session(sshd_node, tmp_path: Pa
     [later] = run_children(sshd_node, tmp_path / "state", 1)  # another process within the TTL
     assert later == {"status": "HEALTHY", "sessions": {}}
     assert session_calls(sshd_node) == 1
+
+
+def test_hung_node_command_is_unknown(tmp_path: Path) -> None:
+    hung = tmp_path / "ssh"
+    hung.write_text("#!/bin/sh\n# an ssh that never answers (dead node, no ConnectTimeout)\nexec sleep 60\n")
+    hung.chmod(0o755)
+    node = Node(Runner(), f"{hung} {{host}}", 0.3)
+    gate = Gate(node, IscsiSection(cache_ttl=0.0), ["iscsiadm"], str(tmp_path))
+    verdict = gate.check_once("n")
+    assert verdict.status is Status.UNKNOWN and "did not finish within 0.3 s" in verdict.problems[0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from one_hooks.config import Config, NodeSection
 from one_hooks.errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
 from one_hooks.node import Node, Runner
+from tests.plugin_sshd import STANDIN_DIR
 
 METACHAR_HOSTS = ["node with space", "node; touch {marker}", "$(touch {marker})", "`touch {marker}`",
                   "n'o\"de", "node|touch {marker}", "node&&touch {marker}"]
@@ -157,3 +159,12 @@ def test_real_ssh_gets_metachar_host_names_as_data(sshd_node, tmp_path: Path, te
     else:  # an ssh that accepts the name connects to loopback and the stand-in answers
         assert "No active sessions" in result.stderr
     assert not marker.exists()
+
+
+def test_node_standin_scripts_pass_shellcheck() -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("needs shellcheck (Debian package shellcheck)")
+    scripts = [str(STANDIN_DIR / name) for name in ("standin.sh", "iscsiadm", "multipath", "sudo")]
+    result = Runner(timeout=60).run(["shellcheck", "-s", "sh", *scripts], ok_codes=range(256))
+    assert result.returncode == 0, result.stdout
+    assert all(os.access(path, os.X_OK) for path in scripts)
