@@ -227,9 +227,11 @@ class HookAction:
     def describe(self) -> str:
         """One line for the operator (and for ``--dry-run``)."""
         where = f" (ID {self.hook_id})" if self.hook_id >= 0 else ""
-        why = f": {'; '.join(self.reasons)}" if self.reasons else ""
-        verbs = {"allocate": "register", "update": "update", "keep": "unchanged", "delete": "delete"}
-        return f"hook {self.spec.name}{where}: {verbs[self.kind]}{why}"
+        why = "; ".join(self.reasons)
+        if self.kind == "keep":
+            return f"hook {self.spec.name}{where}: unchanged ({why})"
+        verb = {"allocate": "register", "update": "update", "delete": "delete"}[self.kind]
+        return f"{verb} hook {self.spec.name}{where}: {why}"
 
 
 @dataclass(frozen=True)

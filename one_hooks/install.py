@@ -22,6 +22,7 @@ removes what the manifest says was installed and the hooks with our names.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ from . import hook_templates as ht
 from .audit import Reporter
 from .cli import run_guarded
 from .config import Config
-from .errors import ConfigError, InstallError, OneHooksError, UsageError
+from .errors import ConfigError, InstallError, NodeUnreachable, OneHooksError, UsageError
 
 PROGRAM = "one-hooks-install"
 DEFAULT_REMOTES = "/var/lib/one/remotes"
@@ -174,12 +175,22 @@ class Manifest:
         known = {k: raw[k] for k in ("files", "dirs", "config", "hooks", "cpu") if k in raw}
         return cls(**known)
 
-    def write(self, path: str) -> None:
-        """Write it atomically."""
+    def render(self) -> bytes:
+        """The manifest's file content."""
         body = {"version": 1, "one_hooks": __version__, "files": self.files, "dirs": self.dirs,
                 "config": self.config, "hooks": self.hooks, "cpu": self.cpu}
-        fsio.atomic_write(path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode(),
-                          fsio.FileMeta(0o644, os.getuid(), os.getgid()))
+        return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+
+    def write(self, path: str) -> None:
+        """Write it atomically."""
+        fsio.atomic_write(path, self.render(), fsio.FileMeta(0o644, os.getuid(), os.getgid()))
+
+    def save(self, ctx: "Context", what: str) -> None:
+        """Record ``what`` in the manifest, as a step, if that changes the file."""
+        path = ctx.layout.fs(ctx.layout.manifest)
+        if os.path.exists(path) and fsio.read_bytes(path) == self.render():
+            return
+        ctx.steps.do(f"record {what} in {ctx.layout.manifest}", lambda: self.write(path))
 
 
 # --- running steps ------------------------------------------------------------------
@@ -259,8 +270,7 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
         else:
             steps.note(f"{spec.path}: up to date")
         manifest.files[spec.path] = sha256(spec.data)
-    steps.do(f"record the installation in {layout.manifest}",
-             lambda: manifest.write(layout.fs(layout.manifest)))
+    manifest.save(ctx, "the installed files")
     return changed
 
 
@@ -313,17 +323,26 @@ def register_hooks(ctx: Context, manifest: Manifest) -> None:
             manifest.hooks[spec.name] = action.hook_id
         else:
             ctx.steps.do(action.describe(), lambda a=action: oned.hook_delete(a.hook_id))
-    ctx.steps.do(f"record hook IDs in {ctx.layout.manifest}",
-                 lambda: manifest.write(ctx.layout.fs(ctx.layout.manifest)))
+    manifest.save(ctx, "the hook IDs")
 
 
 def install(ctx: Context) -> int:
     """The whole installation; re-running it changes nothing that is already right."""
     layout = ctx.layout
     manifest = Manifest.read(layout.fs(layout.manifest)) or Manifest()
+    default = config_mod.default_file_text().encode()
+    real = config_mod.DEFAULT_PATH
     if ctx.config_written:
-        manifest.config = {"path": ctx.config.path and _unroot(layout, ctx.config.path),
-                           "sha256": sha256(config_mod.default_file_text().encode())}
+        owner = oneadmin_ids()
+        # readable by the hooks (oneadmin), writable by root only, like oned's own files
+        meta = fsio.FileMeta(0o640, 0, owner[1]) if owner else fsio.FileMeta(0o644, os.getuid(), os.getgid())
+        _ensure_dir(ctx, manifest, os.path.dirname(real), None)
+        ctx.steps.do(f"write the default configuration {real}",
+                     lambda: fsio.atomic_write(layout.fs(real), default, meta))
+    if os.path.exists(layout.fs(real)) and sha256(fsio.read_bytes(layout.fs(real))) == sha256(default) \
+            and not manifest.config:
+        # ours even if an earlier run stopped before recording it: it is the untouched default
+        manifest.config = {"path": real, "sha256": sha256(default)}
     if not os.path.isdir(layout.fs(layout.state_dir)):
         _ensure_dir(ctx, manifest, layout.state_dir, oneadmin_ids())
     changed = install_files(ctx, manifest)
@@ -338,9 +357,48 @@ def _unroot(layout: Layout, path: str) -> str:
     return path
 
 
+def cpu_transform(ctx: Context, mode: str) -> Tuple[str, Callable[[str], str]]:
+    """What ``--cpu-host=MODE`` does to ``vmm_exec_kvm.conf``: a description and a text transform."""
+    from .cpu import conf_patch
+
+    if mode == "native":
+        return ("CPU_MODEL = [ MODEL = \"host-passthrough\" ]", conf_patch.set_native)
+    wrapper = wrapper_node_path(ctx)
+    return (f"EMULATOR = {wrapper}", lambda text: conf_patch.set_emulator(text, wrapper))
+
+
+def wrapper_node_path(ctx: Context) -> str:
+    """The wrapper as nodes see it: their copy of the remotes (``onehost sync``)."""
+    for spec in wanted_files(ctx.layout, shipped_remotes(), ctx.python):
+        rel = os.path.relpath(spec.path, ctx.layout.remotes)
+        if rel.startswith("vmm" + os.sep):
+            return os.path.join(ctx.layout.node_remotes, rel)
+    raise InstallError("cpu switch", "this build ships no emulator wrapper under remotes/vmm")
+
+
 def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
-    """Step 5: the host-CPU switch (issue 4's code). True if oned must re-read its config."""
-    raise InstallError("cpu switch", "the CPU switch is not available in this build")
+    """Step 5: the host-CPU switch in ``[cpu] conf``. True if oned must re-read that file."""
+    from .cpu import conf_patch
+
+    mode = ctx.args.cpu_host
+    conf_real = ctx.config.cpu.conf
+    conf = ctx.layout.fs(conf_real)
+    what, transform = cpu_transform(ctx, mode)
+    try:
+        preview = conf_patch.apply(conf, transform, dry_run=True)
+    except OneHooksError as exc:
+        raise InstallError(f"switch KVM guests to the host CPU in {conf_real}", str(exc)) from None
+    manifest.cpu = {"mode": mode, "conf": conf_real}
+    if not preview.changed:
+        ctx.steps.note(f"{conf_real}: {what} already in place")
+    else:
+        ctx.steps.do(f"set {what} in {conf_real} (backup {conf_patch.backup_path(conf_real)})",
+                     lambda: conf_patch.apply(conf, transform))
+    manifest.save(ctx, "the CPU switch")
+    if mode == "native":
+        ctx.extra_lines.append("note: running VMs get the host CPU after poweroff + resume "
+                               "(the domain XML is regenerated on deploy)")
+    return bool(preview.changed)
 
 
 def finish(ctx: Context, changed: Sequence[str], conf_changed: bool) -> int:
@@ -419,8 +477,16 @@ def _remove_config(ctx: Context, record: Dict[str, str]) -> None:
 
 
 def cpu_revert(ctx: Context, manifest: Manifest) -> None:
-    """Undo the CPU switch recorded in the manifest."""
-    raise InstallError("revert cpu switch", "the CPU switch is not available in this build")
+    """Undo the CPU switch recorded in the manifest (the file comes back from its backup)."""
+    from .cpu import conf_patch
+
+    conf_real = str(manifest.cpu.get("conf") or ctx.config.cpu.conf)
+    conf = ctx.layout.fs(conf_real)
+    if not os.path.exists(conf_patch.backup_path(conf)):
+        ctx.steps.note(f"{conf_real}: no one-hooks backup, nothing to revert")
+        return
+    ctx.steps.do(f"revert the CPU switch in {conf_real} (then restart oned)",
+                 lambda: conf_patch.revert(conf))
 
 
 # --- check ---------------------------------------------------------------------------
@@ -460,6 +526,8 @@ def check(ctx: Context, config_problem: str = "") -> int:
         found.problem(f"not installed: no manifest at {layout.manifest}")
     specs = wanted_files(layout, shipped_remotes(), ctx.python)
     _check_files(ctx, found, specs)
+    if manifest and manifest.cpu:
+        _check_cpu(ctx, found, manifest.cpu)
     hosts = _check_oned(ctx, found)
     if hosts:
         _check_nodes(ctx, found, specs, hosts)
@@ -530,6 +598,28 @@ def _check_python(ctx: Context, found: Findings, python: str) -> None:
         found.ok(f"shims run {python} with one_hooks {__version__}")
 
 
+def _check_cpu(ctx: Context, found: Findings, record: Dict[str, Any]) -> None:
+    """The CPU switch the installation made is still in the driver config."""
+    from .cpu import conf_patch
+
+    conf_real = str(record.get("conf") or ctx.config.cpu.conf)
+    try:
+        text = fsio.read_bytes(ctx.layout.fs(conf_real)).decode("utf-8")
+        state = conf_patch.state_of(text, conf_real)
+    except (OSError, UnicodeDecodeError, OneHooksError) as exc:
+        found.problem(f"CPU switch: cannot read {conf_real}: {exc}")
+        return
+    mode = record.get("mode")
+    if mode == "native" and not state.native:
+        found.problem(f"CPU switch: {conf_real} has no CPU_MODEL host-passthrough any more "
+                      f"(CPU_MODEL is {state.cpu_model!r})")
+    elif mode == "wrapper" and not state.wrapper(wrapper_node_path(ctx)):
+        found.problem(f"CPU switch: {conf_real} EMULATOR is {state.emulator!r}, "
+                      f"want {wrapper_node_path(ctx)}")
+    else:
+        found.ok(f"CPU switch ({mode}) in place in {conf_real}")
+
+
 def _check_oned(ctx: Context, found: Findings) -> List[Any]:
     """oned reachable, our hooks registered and matching; returns the hosts to check."""
     try:
@@ -569,19 +659,22 @@ def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts
             continue
         try:
             result = node.run(host.name, ["sha256sum", "--", *sorted(remote)], ok_codes=(0, 1))
-        except OneHooksError as exc:
+        except NodeUnreachable as exc:
             found.problem(f"host {host.name}: cannot check its remotes: {exc}")
             continue
-        sums = {}
-        for line in result.stdout.splitlines():
-            digest, _, path = line.partition("  ")
-            sums[path.strip()] = digest.strip()
-        stale = [p for p, s in sorted(remote.items()) if sums.get(p) != sha256(s.data)]
-        if stale:
-            found.problem(f"host {host.name}: out of sync ({', '.join(stale)} missing or different): "
-                          f"run 'onehost sync --force' as oneadmin")
+        except OneHooksError as exc:
+            found.problem(f"host {host.name}: cannot check its remotes: {exc}")
         else:
-            found.ok(f"host {host.name}: remotes in sync")
+            sums = {}
+            for line in result.stdout.splitlines():
+                digest, _, path = line.partition("  ")
+                sums[path.strip()] = digest.strip()
+            stale = [p for p, s in sorted(remote.items()) if sums.get(p) != sha256(s.data)]
+            if stale:
+                found.problem(f"host {host.name}: out of sync ({', '.join(stale)} missing or different): "
+                              f"run 'onehost sync --force' as oneadmin")
+            else:
+                found.ok(f"host {host.name}: remotes in sync")
         _check_sudo(ctx, found, node, host.name)
 
 
@@ -652,12 +745,9 @@ def _default_oned(config: Config) -> Any:
     return Oned.from_config(config.oned)
 
 
-def load_config(args: argparse.Namespace, root: str, steps: Steps,
+def load_config(args: argparse.Namespace, root: str,
                 environ: Optional[Dict[str, str]] = None) -> Tuple[Config, bool]:
-    """The configuration, writing the default file first if there is none.
-
-    Returns the config and whether the default file was (or would be) written.
-    """
+    """The configuration, and whether the default file is missing (install writes it)."""
     env = dict(os.environ if environ is None else environ)
     if args.config or env.get(config_mod.ENV_PATH):
         return config_mod.load(args.config, env), False
@@ -665,25 +755,14 @@ def load_config(args: argparse.Namespace, root: str, steps: Steps,
     path = os.path.join(root, real.lstrip("/")) if root else real
     if os.path.exists(path):
         return config_mod.load(path, env), False
-    text = config_mod.default_file_text().encode()
     if args.check:
         raise ConfigError("missing: one-hooks-install writes it", real)
-    owner = oneadmin_ids()
-    meta = fsio.FileMeta(0o640, 0, owner[1]) if owner else fsio.FileMeta(0o644, os.getuid(), os.getgid())
-
-    def write() -> None:
-        fsio.make_dirs(os.path.dirname(path))
-        fsio.atomic_write(path, text, meta)
-
-    steps.do(f"write the default configuration {real}", write)
-    if steps.dry_run:
-        # Nothing was written: read the defaults the file would hold.
-        with tempfile.NamedTemporaryFile(suffix=".conf") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            config = config_mod.load(tmp.name, env)
-        return config, True
-    return config_mod.load(path, env), True
+    # Not there yet: install() writes it as its first step; read the defaults it will hold.
+    with tempfile.NamedTemporaryFile(suffix=".conf") as tmp:
+        tmp.write(config_mod.default_file_text().encode())
+        tmp.flush()
+        config = config_mod.load(tmp.name, env)
+    return dataclasses.replace(config, path=path), True
 
 
 def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
@@ -704,7 +783,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
     config_problem = ""
     written = False
     try:
-        config, written = load_config(args, root, steps, environ)
+        config, written = load_config(args, root, environ)
     except ConfigError as exc:
         if not args.check:
             raise
@@ -712,6 +791,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
         config = Config()
     layout = Layout(root, os.path.abspath(args.remotes), config.recovery.state_dir,
                     os.path.abspath(args.node_remotes))
+    _log_to(layout.fs(config.log.file), reporter)
     ctx = Context(args, config, layout, reporter, steps, oned_factory or _default_oned,
                   runner or Runner(), args.python, written)
     if args.config and os.path.abspath(args.config) != config_mod.DEFAULT_PATH and not args.check:
@@ -722,6 +802,22 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
     if args.uninstall:
         return uninstall(ctx)
     return install(ctx)
+
+
+def _log_to(path: str, reporter: Reporter) -> None:
+    """Keep the installer's lines in the one-hooks log when its directory exists."""
+    import logging
+
+    from . import audit
+
+    if path != "-" and os.path.isdir(os.path.dirname(path)) and os.access(os.path.dirname(path), os.W_OK):
+        reporter.logger = audit.setup(dataclasses.replace(config_mod.LogSection(), file=path), PROGRAM)
+    else:
+        # No log directory (a fresh --root, a front-end without /var/log/one): stdout only.
+        quiet = logging.getLogger(f"{audit.LOGGER_NAME}.install")
+        quiet.handlers = [logging.NullHandler()]
+        quiet.propagate = False
+        reporter.logger = quiet
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import pytest
 
@@ -156,3 +156,369 @@ def test_bad_arguments_exit_2_and_change_nothing(tmp_path: Path, capsys: pytest.
     assert "no such directory" in capsys.readouterr().err
     assert install.main(["--root", str(tmp_path), "--check", "--dry-run"]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the installer against the simulated oned, into a temporary --root ---------------------
+
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import shutil  # noqa: E402
+import stat  # noqa: E402
+import tempfile  # noqa: E402
+
+from one_hooks.audit import Reporter  # noqa: E402
+from one_hooks.cli import run_guarded  # noqa: E402
+from one_hooks.oned import Oned  # noqa: E402
+
+REMOTES = "var/lib/one/remotes"
+
+
+class Site:
+    """A front-end under a temporary root, its simulated oned, and how to run the installer there."""
+
+    def __init__(self, sim, root: Path, tmp: Path) -> None:
+        self.sim = sim
+        self.root = root
+        self.tmp = tmp
+        self.env = {k: v for k, v in sim.env().items() if k != "ONE_HOOKS_CONFIG"}
+        self.oned = Oned(sim.endpoint, sim.session)
+
+    @property
+    def remotes(self) -> Path:
+        return self.root / REMOTES
+
+    def run(self, *argv: str) -> "Run":
+        args_list = ["--root", str(self.root), *argv]
+        out = io.StringIO()
+        err = io.StringIO()
+
+        def body() -> int:
+            args = install.build_parser().parse_args(args_list)
+            return install.run(args, reporter=Reporter(out=out), environ=self.env)
+
+        import contextlib
+        with contextlib.redirect_stderr(err):
+            code = run_guarded(body, install.PROGRAM)
+        return Run(code, out.getvalue(), err.getvalue())
+
+    def tree(self) -> Dict[str, tuple]:
+        """Every path under the root: type, mode, content hash."""
+        found: Dict[str, tuple] = {}
+        for path in sorted(self.root.rglob("*")):
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            found[str(path.relative_to(self.root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), digest)
+        return found
+
+    def hooks(self) -> Dict[int, tuple]:
+        return {h.id: (h.name, h.type, tuple(sorted(h.template.items()))) for h in self.oned.hook_pool()}
+
+    def ours(self) -> Dict[str, Hook]:
+        return {h.name: h for h in self.oned.hook_pool() if h.name in ht.NAMES}
+
+
+@dataclasses.dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def site(make_sim, tmp_path: Path) -> Site:
+    root = tmp_path / "root"
+    (root / REMOTES).mkdir(parents=True)
+    sim = make_sim(remotes_dir=str(root / REMOTES))
+    return Site(sim, root, tmp_path)
+
+
+FOREIGN = 'NAME = "site-hook"\nTYPE = "state"\nCOMMAND = "site/thing"\nRESOURCE = "HOST"\nSTATE = "ERROR"\n'
+AUTOSTART = ('NAME = "autostart-host"\nTYPE = "state"\nCOMMAND = "autostart/host"\nARGUMENTS = "$TEMPLATE"\n'
+             'ARGUMENTS_STDIN = "yes"\nRESOURCE = "HOST"\nSTATE = "MONITORED"\n')
+
+
+def test_fresh_install(site: Site) -> None:
+    result = site.run()
+    assert result.code == 0, result.err
+    for shim in ("host-reconnect", "vm-unknown", "vm-poweroff"):
+        path = site.remotes / "hooks" / "one-hooks" / shim
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755
+        assert install.shim_python(path.read_bytes()) == sys.executable
+    conf = site.root / "etc" / "one" / "one-hooks.conf"
+    assert conf.read_text() == config_mod.default_file_text()
+    manifest = json_of(site.root / "var/lib/one/one-hooks" / install.MANIFEST_NAME)
+    assert set(manifest["files"]) >= {f"/{REMOTES}/hooks/one-hooks/vm-unknown"}
+    ours = site.ours()
+    assert set(ours) == set(ht.NAMES)
+    assert manifest["hooks"] == {name: hook.id for name, hook in ours.items()}
+    for spec in ht.HOOKS:
+        assert ht.differences(spec, Config(), ours[spec.name].template) == []
+    assert "left to do: copy the remotes to every node: run 'onehost sync --force'" in result.out
+
+
+def json_of(path: Path) -> dict:
+    import json
+    return json.loads(path.read_text())
+
+
+def test_reinstall_changes_nothing(site: Site) -> None:
+    assert site.run().code == 0
+    tree, hooks = site.tree(), site.hooks()
+    calls = dict(site.sim.calls)
+    result = site.run()
+    assert result.code == 0
+    assert "done: nothing to change, the installation is complete" in result.out
+    assert "left to do" not in result.out
+    assert site.tree() == tree and site.hooks() == hooks
+    for method in ("one.hook.allocate", "one.hook.update", "one.hook.delete"):
+        assert site.sim.calls.get(method, 0) == calls.get(method, 0), method
+
+
+def test_changed_template_is_updated_in_place(site: Site) -> None:
+    assert site.run().code == 0
+    before = site.ours()
+    hook = before["one-hooks-vm-unknown"]
+    site.oned.hook_update(hook.id, 'COMMAND = "elsewhere/x"\nRESOURCE = "VM"\nSTATE = "ACTIVE"\n'
+                                   'LCM_STATE = "UNKNOWN"\nEXTRA = "1"\n')
+    # a changed configuration changes the TIMEOUTs too
+    conf = site.root / "etc" / "one" / "one-hooks.conf"
+    conf.write_text("[iscsi]\ndeadline = 600\n")
+    result = site.run()
+    assert result.code == 0, result.err
+    assert f"update hook one-hooks-vm-unknown (ID {hook.id}): COMMAND is 'elsewhere/x'" in result.out
+    after = site.ours()
+    assert {n: h.id for n, h in after.items()} == {n: h.id for n, h in before.items()}
+    config = config_mod.load(str(conf), site.env)
+    for spec in ht.HOOKS:
+        assert ht.differences(spec, config, after[spec.name].template) == [], spec.name
+    assert after["one-hooks-vm-unknown"].template["TIMEOUT"] == str(ht.timeout_for(ht.VM_UNKNOWN, config))
+    assert conf.read_text() == "[iscsi]\ndeadline = 600\n", "an existing config is never overwritten"
+
+
+def test_foreign_hooks_untouched_and_autostart_warned(site: Site) -> None:
+    foreign = site.sim.add_hook(FOREIGN)
+    autostart = site.sim.add_hook(AUTOSTART)
+    before = {i: h for i, h in site.hooks().items()}
+    result = site.run()
+    assert result.code == 0
+    assert f"hook autostart-host (ID {autostart}) runs OpenNebula's autostart" in result.out
+    assert site.hooks()[foreign] == before[foreign] and site.hooks()[autostart] == before[autostart]
+    assert site.run("--uninstall").code == 0
+    assert site.hooks() == before
+
+
+def test_uninstall_removes_exactly_what_was_installed(site: Site) -> None:
+    site.sim.add_hook(FOREIGN)
+    (site.remotes / "im").mkdir()
+    (site.remotes / "im" / "theirs.sh").write_text("#!/bin/sh\n")
+    tree, hooks = site.tree(), site.hooks()
+    assert site.run().code == 0
+    assert site.tree() != tree
+    result = site.run("--uninstall")
+    assert result.code == 0, result.err
+    assert site.tree() == tree
+    assert site.hooks() == hooks
+    assert "left to do: run 'onehost sync --force'" in result.out
+    # a second uninstall finds nothing to do and still succeeds
+    again = site.run("--uninstall")
+    assert again.code == 0 and site.tree() == tree
+
+
+def test_uninstall_keeps_an_edited_config(site: Site) -> None:
+    assert site.run().code == 0
+    conf = site.root / "etc" / "one" / "one-hooks.conf"
+    conf.write_text("[recovery]\npolicy = opt-in\n")
+    result = site.run("--uninstall")
+    assert result.code == 0
+    assert conf.read_text() == "[recovery]\npolicy = opt-in\n"
+    assert "/etc/one/one-hooks.conf: kept (edited since installation)" in result.out
+
+
+def test_dry_run_changes_nothing(site: Site) -> None:
+    site.sim.add_hook(FOREIGN)
+    tree, hooks = site.tree(), site.hooks()
+    result = site.run("--dry-run")
+    assert result.code == 0, result.err
+    assert site.tree() == tree and site.hooks() == hooks
+    for line in ("would write the default configuration /etc/one/one-hooks.conf",
+                 f"would install /{REMOTES}/hooks/one-hooks/host-reconnect (mode 0755)"):
+        assert line in result.out
+    for name in ht.NAMES:
+        assert f"would register hook {name}: not registered" in result.out
+    # installed, then a dry-run uninstall: nothing moves either
+    assert site.run().code == 0
+    tree, hooks = site.tree(), site.hooks()
+    result = site.run("--uninstall", "--dry-run")
+    assert result.code == 0 and "would delete" in result.out and "would remove" in result.out
+    assert site.tree() == tree and site.hooks() == hooks
+
+
+def test_failure_half_way_names_the_step_and_a_rerun_finishes(site: Site) -> None:
+    site.sim.inject("one.hook.allocate", kind="error", code=0x4000, count=1,
+                    message="[one.hook.allocate] Error allocating a new hook.")
+    result = site.run()
+    assert result.code == 1
+    assert "one-hooks-install: error: register hook one-hooks-host-reconnect: not registered: oned:" in result.err
+    assert "Error allocating a new hook" in result.err
+    # the files were complete before any hook was registered
+    for shim in ("host-reconnect", "vm-unknown", "vm-poweroff"):
+        assert (site.remotes / "hooks" / "one-hooks" / shim).exists()
+    assert site.ours() == {}
+    result = site.run()
+    assert result.code == 0 and set(site.ours()) == set(ht.NAMES)
+    assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
+
+
+def test_oned_unreachable_is_one_line_after_the_files(site: Site) -> None:
+    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+    result = site.run()
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and "oned" in result.err
+    assert (site.remotes / "hooks" / "one-hooks" / "vm-unknown").exists()
+
+
+# --- --check catches each broken piece --------------------------------------------------
+
+
+def write_conf(site: Site, node_command: str = "env ONE_HOOKS_NODE={host}", extra: str = "") -> None:
+    conf = site.root / "etc" / "one" / "one-hooks.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(f'[node]\ncommand = "{node_command}"\n[iscsi]\niscsiadm = sudo -n iscsiadm\n{extra}')
+
+
+@pytest.fixture
+def installed(site: Site) -> Iterator[Site]:
+    """An installed site with one monitored host whose 'node' is this machine (argv prefix 'env ...')."""
+    write_conf(site)
+    site.sim.add_host("node-1")
+    assert site.run().code == 0
+    # the node's copy of the remotes, as 'onehost sync' would leave it
+    # outside pytest's 0700 tmp dir, so the 'nobody' node of the sudo test can read it too
+    node = Path(tempfile.mkdtemp(prefix="one-hooks-node-"))
+    node.chmod(0o755)
+    site.node_remotes = node / "remotes"
+    shutil.copytree(site.remotes, site.node_remotes)
+    yield site
+    shutil.rmtree(node)
+
+
+def check(site: Site) -> Run:
+    return site.run("--check", "--node-remotes", str(site.node_remotes))
+
+
+def test_check_passes_on_a_complete_installation(installed: Site) -> None:
+    if os.getuid() != 0:
+        pytest.skip("the sudo check needs root here (no sudoers rule for this user)")
+    result = check(installed)
+    assert result.code == 0, result.out
+    assert "problem:" not in result.out
+    assert "ok: host node-1: remotes in sync" in result.out
+    assert "ok: host node-1: sudo allows iscsiadm" in result.out
+    assert f"ok: shims run {sys.executable} with one_hooks" in result.out
+
+
+def _remove_shim(s: Site) -> None:
+    (s.remotes / "hooks/one-hooks/vm-poweroff").unlink()
+
+
+def _chmod_shim(s: Site) -> None:
+    (s.remotes / "hooks/one-hooks/vm-unknown").chmod(0o644)
+
+
+def _bad_python(s: Site) -> None:
+    for shim in (s.remotes / "hooks/one-hooks").iterdir():
+        shim.write_bytes(install.render_shim(
+            (Path(install.shipped_remotes()) / "hooks/one-hooks" / shim.name).read_bytes(), "/nonexistent/python3"))
+
+
+def _delete_hook(s: Site) -> None:
+    s.oned.hook_delete(s.ours()["one-hooks-host-reconnect"].id)
+
+
+def _change_hook(s: Site) -> None:
+    hook = s.ours()["one-hooks-vm-poweroff"]
+    s.oned.hook_update(hook.id, "\n".join(f'{k} = "{v}"' for k, v in {**hook.template, "TIMEOUT": "5"}.items()))
+
+
+def _bad_config(s: Site) -> None:
+    (s.root / "etc/one/one-hooks.conf").write_text("[recovery]\nmax_parallel = many\n")
+
+
+def _oned_down(s: Site) -> None:
+    s.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+
+
+def _node_stale(s: Site) -> None:
+    (s.node_remotes / "hooks/one-hooks/host-reconnect").write_text("#!/bin/sh\nexit 0\n")
+
+
+def _node_down(s: Site) -> None:
+    write_conf(s, node_command="/nonexistent/ssh {host}")
+
+
+def _sudo_refused(s: Site) -> None:
+    write_conf(s, node_command="setpriv --reuid=65534 --regid=65534 --clear-groups env ONE_HOOKS_NODE={host}")
+
+
+def _no_manifest(s: Site) -> None:
+    (s.root / "var/lib/one/one-hooks" / install.MANIFEST_NAME).unlink()
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (_remove_shim, f"problem: /{REMOTES}/hooks/one-hooks/vm-poweroff: missing"),
+    (_chmod_shim, f"problem: /{REMOTES}/hooks/one-hooks/vm-unknown: mode 0644, want 0755"),
+    (_bad_python, "problem: shims cannot run: no such program: /nonexistent/python3"),
+    (_delete_hook, "problem: hook one-hooks-host-reconnect: not registered"),
+    (_change_hook, "differs: TIMEOUT is '5'"),
+    (_bad_config, "problem: configuration: "),
+    (_oned_down, "problem: oned at http://127.0.0.1:9/RPC2 not reachable"),
+    (_node_stale, "problem: host node-1: out of sync"),
+    (_node_down, "problem: host node-1: cannot check its remotes"),
+    (_sudo_refused, "problem: host node-1: sudo does not allow 'iscsiadm -m session' without a password"),
+    (_no_manifest, "problem: not installed: no manifest"),
+], ids=lambda v: getattr(v, "__name__", "")[1:] or None)
+def test_check_names_each_broken_piece(installed: Site, breakage, expected: str) -> None:
+    breakage(installed)
+    result = check(installed)
+    assert result.code == 1
+    assert expected in result.out, result.out
+    assert result.out.rstrip().endswith("problem(s)")
+
+
+# --- --cpu-host and --sync ------------------------------------------------------------------
+
+
+def test_cpu_host_native_and_its_revert(site: Site) -> None:
+    from one_hooks.cpu import conf_patch
+
+    conf = site.root / "etc/one/vmm_exec/vmm_exec_kvm.conf"
+    conf.parent.mkdir(parents=True)
+    original = (DATA / "vmm_exec_kvm-6.8.3.conf").read_bytes()
+    conf.write_bytes(original)
+    conf.chmod(0o640)
+    result = site.run("--cpu-host")
+    assert result.code == 0, result.err
+    assert conf_patch.state_of(conf.read_text()).native
+    assert "left to do: restart oned so it re-reads vmm_exec_kvm.conf" in result.out
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o640
+    again = site.run("--cpu-host=native")
+    assert again.code == 0 and "already in place" in again.out and "restart oned" not in again.out
+    assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
+    result = site.run("--uninstall")
+    assert result.code == 0, result.err
+    assert conf.read_bytes() == original
+
+
+def test_sync_runs_what_is_left(site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stand-in 'onehost' at the process boundary: records its argv like the CLI would receive it
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "onehost.argv"
+    (bin_dir / "onehost").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{record}"\n')
+    (bin_dir / "onehost").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    result = site.run("--sync")
+    assert result.code == 0, result.err
+    assert record.read_text() == "sync\n--force\n"
+    assert "copy the remotes to every node: onehost sync --force" in result.out
+    assert "left to do" not in result.out
