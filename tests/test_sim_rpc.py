@@ -314,3 +314,20 @@ def test_pyone_parses_every_answer(sim, cloud) -> None:
     assert len(one.vmpool.info(-2, -1, -1, -1).VM) == 3
     with pytest.raises(pyone.OneNoExistsException):
         one.vm.info(99)
+
+
+def test_module_entry_point_serves_and_takes_monitor_commands() -> None:
+    import io
+
+    from one_hooks.sim.__main__ import main
+
+    out = io.StringIO()
+    commands = io.StringIO("error 0\nmonitored 0\nreconcile 0 0\nbogus\n")
+    assert main(["--port", "0", "--no-latency", "--boot-seconds", "0", "--hosts", "1",
+                 "--vms", "2"], stdin=commands, out=out) == 0
+    text = out.getvalue()
+    assert text.startswith("ONE_XMLRPC=http://127.0.0.1:")
+    assert "host 0: MONITORED -> ERROR" in text
+    assert "vm 0: ACTIVE/UNKNOWN -> ACTIVE/RUNNING" in text
+    assert "vm 1: ACTIVE/SHUTDOWN_POWEROFF -> POWEROFF/LCM_INIT" in text
+    assert "commands:" in text and "opennebula" not in text  # the password is not printed
