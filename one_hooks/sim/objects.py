@@ -7,6 +7,7 @@ its own; ``cloud.Cloud`` does, under one lock.
 from __future__ import annotations
 
 import collections
+import time
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional
 
@@ -15,6 +16,11 @@ from .tmpl import Attr, Value
 
 #: oned keeps the last 20 execution records of each hook (oned.conf LOG_RETENTION).
 HOOK_LOG_RETENTION = 20
+
+
+def log_time(now: float) -> str:
+    """oned's timestamp style in ERROR messages (``one_util::log_time``)."""
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(now))
 
 
 def get_attr(attrs: List[Attr], name: str) -> Optional[Value]:
