@@ -144,7 +144,8 @@ def backup_path(conf: str) -> str:
     return conf + BACKUP_SUFFIX
 
 
-def _read(conf: str) -> str:
+def read_text(conf: str) -> str:
+    """The file as text; UsageError (exit 2) when missing, unreadable or not UTF-8."""
     try:
         return fsio.read_bytes(conf).decode("utf-8")
     except FileNotFoundError:
@@ -165,7 +166,7 @@ def apply(conf: str, transform: Callable[[str], str], dry_run: bool = False,
     must define the same non-CPU attributes as before, before it replaces the
     file. No change needed: nothing is written.
     """
-    before = _read(conf)
+    before = read_text(conf)
     parse(before, conf)
     after = transform(before)
     if after == before:
@@ -191,10 +192,10 @@ def revert(conf: str, dry_run: bool = False,
     was changed by us, nothing to undo.
     """
     backup = backup_path(conf)
-    before = _read(conf)
+    before = read_text(conf)
     if not os.path.exists(backup):
         return Change(conf, False, before, before, backup, "no backup: one-hooks never changed this file")
-    original = _read(backup)
+    original = read_text(backup)
     if _stripped(before, conf) == _stripped(original, backup):
         # The files differ only inside EMULATOR/CPU_MODEL: the backup loses nothing.
         after, how = original, "restored byte for byte from the backup"
