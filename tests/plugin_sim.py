@@ -65,6 +65,9 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimHandle]]:
     yield make
     for sim in started:
         sim.stop()
+    # A step of the state machine that raised on the timeline thread is a bug: surface it.
+    broken = [error for sim in started for error in sim.cloud.timeline.errors]
+    assert not broken, f"simulated oned failed in a delayed step: {broken!r}"
 
 
 @pytest.fixture

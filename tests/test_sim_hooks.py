@@ -178,3 +178,17 @@ print(rpc.one.vm.action(session, "resume", int(vm.findtext("ID"))))
     assert sim.settle(20)
     assert sim.vm(vm).lcm_state.name == "RUNNING"
     assert [a[2] for a in sim.action_log] == ["resume"]
+
+
+def test_stop_ends_running_hooks(make_sim: Callable, tmp_path: Path) -> None:
+    sim = make_sim()
+    started = tmp_path / "started"
+    command = _script(sim, "forever.sh", f"#!/bin/sh\necho $$ > {started}\nexec sleep 600\n")
+    _hook(sim, "forever", command)  # no TIMEOUT: onehem would wait for ever
+    host = sim.add_host("n")
+    sim.add_vm("v", host)
+    sim.host_error(host)
+    assert _wait_for(lambda: started.exists() and started.read_text().strip() != "")
+    pid = int(started.read_text())
+    sim.stop()
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"

@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Set
 
 #: onehem's concurrency cap.
 MAX_PARALLEL = 10
@@ -47,8 +47,13 @@ class HookResult:
     timestamp: int
 
 
-def run_job(job: HookJob, env: Mapping[str, str]) -> HookResult:
-    """Run one hook command in its own process group and collect its output."""
+def run_job(job: HookJob, env: Mapping[str, str],
+            started_proc: Callable[[subprocess.Popen], None] = lambda proc: None) -> HookResult:
+    """Run one hook command in its own process group and collect its output.
+
+    ``started_proc`` is told the process as soon as it exists (so a stopping
+    runner can end it).
+    """
     started = int(time.time())
     try:
         proc = subprocess.Popen(
@@ -57,6 +62,7 @@ def run_job(job: HookJob, env: Mapping[str, str]) -> HookResult:
     except OSError as error:
         # onehem reports a command it cannot start as a failed execution.
         return HookResult(b"", f"{job.command}: {error.strerror}\n".encode(), 127, started)
+    started_proc(proc)
     try:
         out, err = proc.communicate(job.stdin or b"", timeout=job.timeout)
         return HookResult(out, err, proc.returncode, started)
@@ -95,6 +101,8 @@ class HookRunner:
         #: Highest number of hooks seen running at the same time.
         self.max_active = 0
         self.started = 0
+        self._procs: Set[subprocess.Popen] = set()
+        self._stopping = False
 
     def submit(self, job: HookJob) -> None:
         """Queue one execution (never blocks the caller)."""
@@ -108,13 +116,20 @@ class HookRunner:
             self.started += 1
             self.max_active = max(self.max_active, self._active)
         try:
-            result = run_job(job, self.env)
+            if self._stopping:
+                return
+            result = run_job(job, self.env, self._track)
             self.on_done(job, result)
         finally:
             with self._cond:
+                self._procs = {p for p in self._procs if p.poll() is None}
                 self._active -= 1
                 self._queued -= 1
                 self._cond.notify_all()
+
+    def _track(self, proc: subprocess.Popen) -> None:
+        with self._cond:
+            self._procs.add(proc)
 
     def busy(self) -> int:
         """Executions queued or running."""
@@ -133,5 +148,11 @@ class HookRunner:
         return True
 
     def stop(self) -> None:
-        """Let running hooks finish, drop nothing already queued."""
+        """Drop queued executions and end running ones (SIGTERM to their groups)."""
+        with self._cond:
+            self._stopping = True
+            running = list(self._procs)
+        for proc in running:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGTERM)
         self._pool.shutdown(wait=True)

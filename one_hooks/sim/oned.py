@@ -53,7 +53,18 @@ def _attrs(values: Optional[Mapping[str, str]]) -> List[Attr]:
 
 
 class SimOned:
-    """A simulated oned 6.10.5 serving XML-RPC on 127.0.0.1."""
+    """A simulated oned 6.10.5 serving XML-RPC on 127.0.0.1.
+
+    ``latency``: cost of each call (default: a real oned's; tests pass
+    ``NO_LATENCY``). ``boot_seconds``/``shutdown_seconds``: how long a deploy or
+    a shutdown takes. ``users``: name -> password accepted as sessions.
+    ``remotes_dir``: relative hook COMMANDs run from ``<remotes_dir>/hooks``.
+    ``hook_env``: added to the environment of hook processes. ``sleep``: the
+    clock used by the latency model. ``deploy_needs_host=False`` mimics
+    OpenNebula's dummy driver (deploys succeed on a host in ERROR), as in the
+    recordings. ``version``: what ``one.system.version`` answers; 7.x adds the
+    XML elements oned 7 added.
+    """
 
     def __init__(
         self,
