@@ -119,8 +119,13 @@ def render_shim(text: bytes, python: str) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-def wanted_files(layout: Layout, source: str, python: str) -> List[FileSpec]:
-    """Every file of the shipped remotes tree, as it must be under ``REMOTES``."""
+def wanted_files(layout: Layout, source: str, python: str,
+                 config: Optional[Config] = None) -> List[FileSpec]:
+    """Every file of the shipped remotes tree, as it must be under ``REMOTES``.
+
+    With ``config``, the CPU wrapper's settings file joins them (the real
+    emulators to try and the ``-cpu`` value, from ``[cpu]``).
+    """
     specs: List[FileSpec] = []
     for dirpath, dirnames, filenames in os.walk(source):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
@@ -134,7 +139,39 @@ def wanted_files(layout: Layout, source: str, python: str) -> List[FileSpec]:
                 data = render_shim(data, python)
             mode = 0o755 if os.access(src, os.X_OK) or rel.startswith("hooks" + os.sep) else 0o644
             specs.append(FileSpec(os.path.join(layout.remotes, rel), data, mode))
+    if config is not None and any(os.path.basename(sp.path) == _wrapper().WRAPPER_NAME for sp in specs):
+        specs.append(FileSpec(_wrapper().settings_path(layout.remotes), wrapper_settings(layout, config), 0o644))
     return specs
+
+
+def _wrapper() -> Any:
+    from .cpu import wrapper
+
+    return wrapper
+
+
+def wrapper_settings(layout: Layout, config: Config) -> bytes:
+    """The wrapper's settings: ``[cpu] emulator``, else what is installed, else what the conf had.
+
+    Once the switch points EMULATOR at the wrapper, the conf no longer names
+    the real emulator: the installed settings keep it, so a re-install is stable.
+    """
+    from .cpu import conf_patch
+
+    wrapper = _wrapper()
+    installed = wrapper.installed_settings(layout.fs(layout.remotes))
+    if config.cpu.emulator or installed is None:
+        previous = None
+        conf = layout.fs(config.cpu.conf)
+        if os.path.exists(conf):
+            try:
+                previous = conf_patch.state_of(fsio.read_bytes(conf).decode("utf-8"), conf).emulator
+            except (OneHooksError, UnicodeDecodeError):
+                previous = None  # the CPU switch step reports an unreadable conf itself
+        qemu = wrapper.real_emulators(previous, config.cpu.emulator)
+    else:
+        qemu = list(installed.qemu)
+    return wrapper.Settings(tuple(qemu), config.cpu.argument).render()
 
 
 def oneadmin_ids() -> Optional[Tuple[int, int]]:
@@ -258,7 +295,7 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
     owner = oneadmin_ids()
     uid, gid = owner if owner else (os.getuid(), os.getgid())
     changed: List[str] = []
-    for spec in wanted_files(layout, shipped_remotes(), ctx.python):
+    for spec in wanted_files(layout, shipped_remotes(), ctx.python, ctx.config):
         target = layout.fs(spec.path)
         parent = os.path.dirname(spec.path)
         _ensure_dir(ctx, manifest, parent, owner)
@@ -369,11 +406,7 @@ def cpu_transform(ctx: Context, mode: str) -> Tuple[str, Callable[[str], str]]:
 
 def wrapper_node_path(ctx: Context) -> str:
     """The wrapper as nodes see it: their copy of the remotes (``onehost sync``)."""
-    for spec in wanted_files(ctx.layout, shipped_remotes(), ctx.python):
-        rel = os.path.relpath(spec.path, ctx.layout.remotes)
-        if rel.startswith("vmm" + os.sep):
-            return os.path.join(ctx.layout.node_remotes, rel)
-    raise InstallError("cpu switch", "this build ships no emulator wrapper under remotes/vmm")
+    return _wrapper().node_emulator(ctx.layout.node_remotes)
 
 
 def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
@@ -524,7 +557,7 @@ def check(ctx: Context, config_problem: str = "") -> int:
     manifest = Manifest.read(layout.fs(layout.manifest))
     if manifest is None:
         found.problem(f"not installed: no manifest at {layout.manifest}")
-    specs = wanted_files(layout, shipped_remotes(), ctx.python)
+    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config)
     _check_files(ctx, found, specs)
     if manifest and manifest.cpu:
         _check_cpu(ctx, found, manifest.cpu)

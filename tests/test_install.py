@@ -371,6 +371,7 @@ def test_failure_half_way_names_the_step_and_a_rerun_finishes(site: Site) -> Non
 
 def test_oned_unreachable_is_one_line_after_the_files(site: Site) -> None:
     site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+    write_conf(site, extra="[oned]\nretries = 0\n")  # no retry waits in a unit test
     result = site.run()
     assert result.code == 1
     assert result.err.count("\n") == 1 and "oned" in result.err
@@ -446,6 +447,7 @@ def _bad_config(s: Site) -> None:
 
 def _oned_down(s: Site) -> None:
     s.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+    write_conf(s, extra="[oned]\nretries = 0\n")  # no retry waits in a unit test
 
 
 def _node_stale(s: Site) -> None:
@@ -507,6 +509,37 @@ def test_cpu_host_native_and_its_revert(site: Site) -> None:
     result = site.run("--uninstall")
     assert result.code == 0, result.err
     assert conf.read_bytes() == original
+
+
+def test_cpu_host_wrapper_and_its_revert(site: Site) -> None:
+    from one_hooks.cpu import conf_patch, wrapper
+
+    conf = site.root / "etc/one/vmm_exec/vmm_exec_kvm.conf"
+    conf.parent.mkdir(parents=True)
+    original = (DATA / "vmm_exec_kvm-6.8.3.conf").read_bytes()
+    conf.write_bytes(original)
+    write_conf(site, extra="[cpu]\nargument = \"host,arch-capabilities=off\"\n")
+    tree = site.tree()
+    result = site.run("--cpu-host=wrapper")
+    assert result.code == 0, result.err
+    state = conf_patch.state_of(conf.read_text())
+    assert state.emulator == "/var/tmp/one/vmm/kvm/one-hooks-qemu" and not state.native
+    installed = site.remotes / "vmm/kvm/one-hooks-qemu"
+    assert installed.read_bytes() == Path(wrapper.shipped_wrapper()).read_bytes()
+    settings = wrapper.installed_settings(str(site.remotes))
+    assert settings is not None and settings.cpu == "host,arch-capabilities=off"
+    assert tuple(settings.qemu) == wrapper.DEFAULT_CANDIDATES
+    # re-install: the settings stay as they are although EMULATOR now names the wrapper
+    again = site.run("--cpu-host=wrapper")
+    assert again.code == 0 and "done: nothing to change" in again.out
+    assert site.run("--check").code == 0
+    conf.write_bytes(original)  # someone reverted the switch by hand: --check says so
+    broken = site.run("--check")
+    assert broken.code == 1 and "problem: CPU switch: /etc/one/vmm_exec/vmm_exec_kvm.conf EMULATOR is None" in broken.out
+    assert site.run("--cpu-host=wrapper").code == 0
+    assert site.run("--uninstall").code == 0
+    assert conf.read_bytes() == original
+    assert site.tree() == tree
 
 
 def test_sync_runs_what_is_left(site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

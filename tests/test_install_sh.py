@@ -73,6 +73,8 @@ def test_real_install_carries_the_shims(venv: Path) -> None:
     share = venv / "share" / "one-hooks" / "remotes" / "hooks" / "one-hooks"
     for shim in SHIMS:
         assert (share / shim).read_bytes() == (REPO / "remotes" / "hooks" / "one-hooks" / shim).read_bytes()
+    wrapper = venv / "share" / "one-hooks" / "remotes" / "vmm" / "kvm" / "one-hooks-qemu"
+    assert wrapper.read_bytes() == (REPO / "remotes" / "vmm" / "kvm" / "one-hooks-qemu").read_bytes()
     found = subprocess.run([str(venv / "bin" / "python"), "-c",
                             "from one_hooks import install; print(install.shipped_remotes())"],
                            capture_output=True, text=True, timeout=60, cwd="/", check=True)
