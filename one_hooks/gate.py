@@ -7,10 +7,11 @@ lists only dangling links) and ``multipath -ll`` on the node, then lets
 with growing waits until ``[iscsi] deadline``: after a power cut the kernel
 keeps sessions FAILED for up to ``replacement_timeout`` before they return.
 
-A HEALTHY verdict is shared for ``cache_ttl`` seconds through a small JSON
-file per host in ``state_dir``; while one process asks the node, the others
-for the same host wait on an fcntl lock and then read its verdict, so 500 VM
-hooks for one host make one ssh session, not 500.
+Verdicts are shared through a small JSON file per host in ``state_dir``.
+While one process asks the node, the others for the same host wait on an
+fcntl lock and then take its verdict, whatever it says, so 500 VM hooks for
+one host make one look, not 500. Later, only a HEALTHY verdict is reused, and
+only for ``cache_ttl`` seconds; anything else is asked again.
 """
 from __future__ import annotations
 
@@ -65,22 +66,28 @@ class Gate:
         digest = hashlib.sha256(host.encode("utf-8")).hexdigest()[:24]
         return os.path.join(self.state_dir, f"iscsi-verdict-{digest}.json")
 
-    def _cached(self, host: str) -> Optional[Verdict]:
+    def _cached(self, host: str, asked_at: float) -> Optional[Verdict]:
+        """A verdict this look may reuse: HEALTHY within ``cache_ttl``, or any
+        verdict completed after ``asked_at`` (another process answered the very
+        question this one was waiting to ask)."""
         try:
             with open(self.cache_path(host), encoding="utf-8") as fh:
                 verdict = Verdict.from_dict(json.load(fh))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        age = self.wall() - verdict.checked_at
-        if verdict.host != host or verdict.status is not Status.HEALTHY or not 0 <= age <= self.section.cache_ttl:
+        if verdict.host != host:
             return None
-        note = f"verdict shared from a check {age:.0f} s ago (cache_ttl {self.section.cache_ttl:g} s)"
+        age = self.wall() - verdict.checked_at
+        if verdict.checked_at > asked_at:
+            note = "verdict shared from a check another process finished while this one waited"
+        elif verdict.status is Status.HEALTHY and 0 <= age <= self.section.cache_ttl:
+            note = f"verdict shared from a check {age:.0f} s ago (cache_ttl {self.section.cache_ttl:g} s)"
+        else:
+            return None
         return Verdict(host, verdict.status, verdict.problems, verdict.notes + (note,),
                        verdict.targets, verdict.checked_at)
 
     def _store(self, verdict: Verdict) -> None:
-        if verdict.status is not Status.HEALTHY:
-            return
         data = json.dumps(verdict.to_dict(), sort_keys=True).encode("utf-8")
         try:
             fsio.atomic_write(self.cache_path(verdict.host), data, fsio.FileMeta(0o640, os.getuid(), os.getgid()))
@@ -90,12 +97,17 @@ class Gate:
     # --- looking --------------------------------------------------------------
 
     def check_once(self, host: str) -> Verdict:
-        """One look at ``host``'s iSCSI state (or a HEALTHY one shared within ``cache_ttl``)."""
+        """One look at ``host``'s iSCSI state, or a verdict shared by another process.
+
+        Shared: a HEALTHY verdict younger than ``cache_ttl``, or any verdict
+        another process completed while this one waited for the host's lock.
+        """
         if not self.section.check:
             return Verdict(host, Status.HEALTHY, (), ("iSCSI gate is off ([iscsi] check = no)",),
                            checked_at=self.wall())
         if self.section.cache_ttl <= 0:
             return self._ask(host)
+        asked_at = self.wall()
         lock = self._lock(host)
         if lock is None:
             verdict = self._ask(host)
@@ -103,7 +115,7 @@ class Gate:
                            verdict.notes + (f"verdict not shared: state_dir {self.state_dir} is not writable",),
                            verdict.targets, verdict.checked_at)
         try:
-            cached = self._cached(host)
+            cached = self._cached(host, asked_at)
             if cached is not None:
                 return cached
             verdict = self._ask(host)
@@ -130,18 +142,20 @@ class Gate:
                     return None
 
     def _ask(self, host: str) -> Verdict:
-        """Ask the node; map every node trouble to an UNKNOWN verdict with its reason."""
-        now = self.wall()
-        try:
-            return self._look(host, now)
-        except NodePermissionDenied as exc:
-            return unknown(host, f"permission denied: {exc}", now)
-        except NodeError as exc:
-            return unknown(host, f"cannot tell: {exc}", now)
-        except UsageError as exc:
-            return unknown(host, f"cannot ask: {exc}", now)
+        """Ask the node; map every node trouble to an UNKNOWN verdict with its reason.
 
-    def _look(self, host: str, now: float) -> Verdict:
+        ``checked_at`` is when the answer was complete.
+        """
+        try:
+            return self._look(host)
+        except NodePermissionDenied as exc:
+            return unknown(host, f"permission denied: {exc}", self.wall())
+        except NodeError as exc:
+            return unknown(host, f"cannot tell: {exc}", self.wall())
+        except UsageError as exc:
+            return unknown(host, f"cannot ask: {exc}", self.wall())
+
+    def _look(self, host: str) -> Verdict:
         section = self.section
         notes = []
         result = self.node.run(host, self.iscsiadm + ["-m", "session", "-P", "3"], ok_codes=ANY_CODE)
@@ -182,9 +196,9 @@ class Gate:
             else:
                 notes.append(f"multipath not checked (not in use here: {first_line(result.stderr)[:120]})")
         verdict = evaluate(sessions, records, section.required_targets, section.require_node_records,
-                           dangling, paths, host=host, checked_at=now)
+                           dangling, paths, host=host)
         return Verdict(host, verdict.status, verdict.problems, verdict.notes + tuple(notes),
-                       verdict.targets, now)
+                       verdict.targets, self.wall())
 
     def wait_healthy(self, host: str) -> Verdict:
         """Look until HEALTHY or ``[iscsi] deadline``; return the last verdict.

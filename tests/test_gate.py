@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, List
 
@@ -284,7 +285,8 @@ def test_real_ssh_healthy_broken_and_come_back(sshd_node, tmp_path: Path) -> Non
     free = make_gate(sshd_node, "* session-P3 session-P3-free\n", tmp_path, FakeClock()).check_once("node-1")
     assert free.status is Status.BROKEN and "10.8.100.6:3260" in free.problems[0]
     clock = FakeClock()
-    back = make_gate(sshd_node, COMES_BACK, tmp_path, clock, deadline=300.0).wait_healthy("node-1")
+    back = make_gate(sshd_node, COMES_BACK, tmp_path, clock, deadline=300.0,
+                     require_node_records=False).wait_healthy("node-1")
     assert back.healthy and clock.waits == [5.0, 10.0, 20.0]
 
 
@@ -347,3 +349,52 @@ def test_hung_node_command_is_unknown(tmp_path: Path) -> None:
     gate = Gate(node, IscsiSection(cache_ttl=0.0), ["iscsiadm"], str(tmp_path))
     verdict = gate.check_once("n")
     assert verdict.status is Status.UNKNOWN and "did not finish within 0.3 s" in verdict.problems[0]
+
+
+def lock_holders(lock: Path) -> "tuple[int, int]":
+    """(holders, waiters) of flocks on ``lock``, read from the kernel's /proc/locks."""
+    if not lock.exists():
+        return 0, 0
+    inode = f":{lock.stat().st_ino}"
+    rows = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
+    mine = [row for row in rows if len(row) > 3 and row[-3].endswith(inode)]
+    waiting = sum(1 for row in mine if row[1] == "->")
+    return len(mine) - waiting, waiting
+
+
+def wait_for(predicate: Any, what: str) -> None:
+    """Poll (bounded) for a state of other processes; fail naming it if it never comes."""
+    for _ in range(600):
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_waiting_processes_take_the_verdict_of_the_one_that_asked(local_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if not Path("/proc/locks").exists():
+        pytest.skip("needs /proc/locks to see which processes wait on the host lock")
+    local_node.set_scenario("* session-P3 session-P3-free\n")  # BROKEN: shared only with those waiting
+    state, go = tmp_path / "state", tmp_path / "go"
+    held = tmp_path / "held-ssh"
+    held.write_text(f"#!/bin/sh\n# a node command that answers only once the test says go\n"
+                    f"while [ ! -e {go} ]; do sleep 0.05; done\nexec \"$@\"\n")
+    held.chmod(0o755)
+    lock = Path(Gate(Node(Runner(), "x", 1.0), IscsiSection(), [], str(state)).cache_path("node-9")[:-5] + ".lock")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def child(command: str) -> "subprocess.Popen[bytes]":
+        return subprocess.Popen([sys.executable, "-c", CHILD, command, str(state), "node-9"],
+                                stdout=subprocess.PIPE, env=env, cwd=str(ROOT))
+
+    first = child(f"{held} {local_node.command}")
+    wait_for(lambda: lock_holders(lock) == (1, 0), "the first process to hold the host lock")
+    others = [child(local_node.command) for _ in range(4)]
+    wait_for(lambda: lock_holders(lock) == (1, 4), "four processes waiting on the host lock")
+    go.write_text("")
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in [first] + others]
+    assert [r["status"] for r in results] == ["BROKEN"] * 5
+    assert session_calls(local_node) == 1
+    assert [sum(r["sessions"].values()) for r in results] == [2, 0, 0, 0, 0]
+    [later] = [json.loads(child(local_node.command).communicate(timeout=120)[0])]
+    assert later["status"] == "BROKEN" and session_calls(local_node) == 2  # a later look asks again
