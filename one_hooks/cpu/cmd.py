@@ -115,12 +115,8 @@ def enable(args: argparse.Namespace, config: Config, make_oned: Callable[[], obj
                 print(f"installed {path}")
             print("left to do: run 'onehost sync --force' as oneadmin so every node gets the wrapper")
     if kind == "file":
-        if args.mode == "native":
-            change = conf_patch.apply(conf, conf_patch.set_native, dry_run=args.dry_run)
-        else:
-            emulator = wrapper_mod.node_emulator(args.node_remotes)
-            change = conf_patch.apply(conf, lambda t: conf_patch.set_emulator(t, emulator, conf),
-                                      dry_run=args.dry_run)
+        change = conf_patch.enable(conf, args.mode, wrapper_mod.node_emulator(args.node_remotes),
+                                   dry_run=args.dry_run)
         _report_file(change, args, runner)
     else:
         name = "CPU_MODEL" if args.mode == "native" else "EMULATOR"

@@ -209,3 +209,18 @@ def revert(conf: str, dry_run: bool = False,
         fsio.atomic_write(conf, after.encode("utf-8"), fsio.FileMeta.of(conf), steps)
     fsio.remove(backup)
     return Change(conf, after != before, before, after, backup, how)
+
+
+def enable(conf: str, mode: str, emulator: str = "", dry_run: bool = False,
+           steps: Callable[[str], None] = lambda step: None) -> Change:
+    """The switch on a driver config file: ``native`` (CPU_MODEL) or ``wrapper`` (EMULATOR=``emulator``).
+
+    The one call the installer and ``one-hooks cpu enable`` use; undo with :func:`revert`.
+    """
+    if mode == "native":
+        return apply(conf, lambda text: set_native(text, conf), dry_run, steps)
+    if mode == "wrapper":
+        if not emulator:
+            raise UsageError("wrapper mode needs the wrapper's path on the nodes")
+        return apply(conf, lambda text: set_emulator(text, emulator, conf), dry_run, steps)
+    raise UsageError(f"mode must be native or wrapper, not {mode!r}")
