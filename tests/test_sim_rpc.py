@@ -331,3 +331,8 @@ def test_module_entry_point_serves_and_takes_monitor_commands() -> None:
     assert "vm 0: ACTIVE/UNKNOWN -> ACTIVE/RUNNING" in text
     assert "vm 1: ACTIVE/SHUTDOWN_POWEROFF -> POWEROFF/LCM_INIT" in text
     assert "commands:" in text and "opennebula" not in text  # the password is not printed
+
+
+def test_wrong_argument_count_is_an_api_error(sim) -> None:
+    answer = _client(sim).one.vm.info(sim.session)
+    assert answer[0] is False and answer[2] == XML_RPC_API

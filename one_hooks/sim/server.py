@@ -10,6 +10,7 @@ parallel part, as measured on a real oned in DESIGN.md §3) and fault injection
 from __future__ import annotations
 
 import collections
+import inspect
 import socket
 import threading
 import time
@@ -109,12 +110,14 @@ class RpcCore:
             if self.latency.serial:
                 self.sleep(self.latency.serial)
         try:
+            inspect.signature(handler).bind(*params[1:])
+        except TypeError as error:
+            # Wrong argument count: oned's xmlrpc-c layer refuses the call.
+            return [False, f"[{method}] Wrong arguments: {error}", XML_RPC_API]
+        try:
             return [True, handler(*params[1:]), 0]
         except Refused as refusal:
             return [False, refusal.message, refusal.code]
-        except TypeError as error:
-            # Wrong argument count or type: oned's xmlrpc-c layer refuses the call.
-            return [False, f"[{method}] Wrong arguments: {error}", XML_RPC_API]
 
     def _authenticated(self, session: object) -> bool:
         if not isinstance(session, str) or ":" not in session:
