@@ -204,8 +204,8 @@ class Gate:
         """Look until HEALTHY or ``[iscsi] deadline``; return the last verdict.
 
         Waits start at ``retry_interval`` and double up to 30 s, the last one
-        cut to end at the deadline. A permission error is not waited on: it
-        will not fix itself.
+        cut to end at the deadline. A permission error or a refused host name
+        is not waited on: neither fixes itself.
         """
         start = self.clock()
         wait = self.section.retry_interval
@@ -213,7 +213,7 @@ class Gate:
         while True:
             verdict = self.check_once(host)
             looks += 1
-            if verdict.healthy or _is_permission(verdict):
+            if verdict.healthy or _will_not_change(verdict):
                 return verdict
             remaining = self.section.deadline - (self.clock() - start)
             if remaining <= 0:
@@ -225,8 +225,10 @@ class Gate:
             wait = min(wait * 2, MAX_WAIT)
 
 
-def _is_permission(verdict: Verdict) -> bool:
-    return verdict.status is Status.UNKNOWN and any(p.startswith("permission denied") for p in verdict.problems)
+def _will_not_change(verdict: Verdict) -> bool:
+    """Refused by sudo, or a host name we refuse to pass to ssh: waiting cannot help."""
+    return verdict.status is Status.UNKNOWN and any(
+        p.startswith(("permission denied", "cannot ask")) for p in verdict.problems)
 
 
 def describe(verdict: Verdict) -> Sequence[str]:

@@ -122,6 +122,13 @@ def test_sudo_refused_is_unknown_with_the_sudoers_hint_and_not_waited_on(local_n
     assert clock.waits == []
 
 
+def test_refused_host_name_is_unknown_and_not_waited_on(local_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clock = FakeClock()
+    verdict = make_gate(local_node, HEALTHY, tmp_path, clock).wait_healthy("-oProxyCommand=id")
+    assert verdict.status is Status.UNKNOWN and "refusing host name" in verdict.problems[0]
+    assert clock.waits == [] and local_node.calls() == []
+
+
 def test_unparsable_output_is_unknown_never_healthy(local_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "garbage.out").write_text("<html><body>502 Bad Gateway</body></html>\n")
     verdict = make_gate(local_node, f"* session-P3 {tmp_path / 'garbage'}\n", tmp_path, FakeClock()).check_once("n")
