@@ -25,12 +25,13 @@ fires the UNKNOWN hook again, whose bounded retries live in ``hooks``.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import enum
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .audit import Reporter
 from .config import Config
@@ -148,7 +149,8 @@ class Timing:
         return cls(
             max_parallel=r.max_parallel, wait_running=r.wait_running, tier_timeout=r.tier_timeout,
             settle_seconds=r.settle_seconds if settle else 0.0, settle_interval=r.settle_interval,
-            poll_interval=min(1.0, max(0.05, r.settle_interval / 10)),
+            # Looks for RUNNING: often enough to pace tiers, rare enough to keep oned idle.
+            poll_interval=min(1.0, max(0.25, r.settle_interval / 4)),
             call_retries=config.oned.retries, call_retry_delay=config.oned.retry_delay,
             lock_timeout=max(60.0, r.wait_running + r.tier_timeout),
             attempts=r.attempts, retry_delay=r.retry_delay)
@@ -161,6 +163,8 @@ class _Pending:
     decision: Decision
     started: float
     attempts: int
+    #: order of the accepted resume among this run's events (see Engine._look)
+    seq: int = 0
 
 
 class Engine:
@@ -186,6 +190,10 @@ class Engine:
         self._by = f"{who}[{os.getpid()}]"
         self._gated: Dict[int, bool] = {}
         self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot: Tuple[int, float, Optional[Dict[int, Vm]]] = (0, 0.0, None)
+        # Orders resumes and looks: a look begun before a resume proves nothing about it.
+        self._events = itertools.count(1)
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, timing.max_parallel), thread_name_prefix="resume")
 
@@ -226,7 +234,7 @@ class Engine:
         if wanted is not None:
             vms = [self.call(self.oned.vm_info, vm_id) for vm_id in wanted]
         else:
-            vms = list(self.call(lambda: self.oned.vm_pool(host_id=host.id)))
+            vms = [vm for vm in self._pool_after(next(self._events)).values() if vm.host_id == host.id]
         if host.state != HostState.MONITORED:
             self.out.line(f"host {host.id} ({host.name}) is {host.state.name}, not MONITORED: "
                           "nothing resumed there now, host-reconnect will run when it is back")
@@ -260,7 +268,10 @@ class Engine:
             tier_start = self.clock()
             # Waiting for another process: real time, whatever clock this run uses.
             with self.ledger.host_lock(host.id, self.timing.lock_timeout):
-                acts = [self._workers.submit(self._act, host, d, retry) for d in tier]
+                # Re-read right before acting: one pool call for the tier, not one per VM.
+                fresh = self._reread(host, tier)
+                acts = [self._workers.submit(self._act, host, d, retry, fresh.get(d.vm_id))
+                        for d in tier]
                 sent = [p for p in (f.result() for f in acts) if p is not None]
             waiting = self._wait(host, waiting + sent, tier_start + self.timing.tier_timeout)
             if waiting and tier is not tiers[-1]:
@@ -301,10 +312,22 @@ class Engine:
 
     # --- acting on one VM ---------------------------------------------------
 
-    def _act(self, host: Host, planned: Decision, retry: bool) -> Optional[_Pending]:
-        """Re-read, re-decide, resume once. Runs under the host lock."""
+    def _reread(self, host: Host, tier: Sequence[Decision]) -> Dict[int, Vm]:
+        """The tier's VMs as oned has them now ({} for one VM, or when the pool call fails)."""
+        if len(tier) < 2:
+            return {}
         try:
-            vm = self.call(self.oned.vm_info, planned.vm_id)
+            return {vm.id: vm for vm in self._pool_after(next(self._events)).values()
+                    if vm.host_id == host.id}
+        except OnedError as exc:
+            self.out.warning(f"host {host.name}: pool re-read failed ({exc}); reading VMs one by one")
+            return {}
+
+    def _act(self, host: Host, planned: Decision, retry: bool,
+             known: Optional[Vm] = None) -> Optional[_Pending]:
+        """Re-decide on a fresh read, resume once. Runs under the host lock."""
+        try:
+            vm = known if known is not None else self.oned.vm_info(planned.vm_id)
         except OnedNotFound:
             self._result(planned, host, Outcome.HANDLED, "VM no longer exists", after="DONE")
             return None
@@ -350,7 +373,7 @@ class Engine:
                     return moved
         attempts = self.ledger.record(vm.id, self._by).count
         self.out.line(f"VM {vm.id} ({vm.name}): resume accepted (attempt {attempts})")
-        return _Pending(d, self.clock(), attempts)
+        return _Pending(d, self.clock(), attempts, next(self._events))
 
     def _moved_or_failed(self, host: Host, d: Decision, why: str,
                          quiet: bool = False) -> Optional[_Pending]:
@@ -363,7 +386,7 @@ class Engine:
             return None
         if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
             attempts = self.ledger.record(vm.id, self._by).count
-            return _Pending(d, self.clock(), attempts)
+            return _Pending(d, self.clock(), attempts, next(self._events))
         if quiet:
             return None
         if not is_outage_state(vm):
@@ -377,11 +400,12 @@ class Engine:
     def _wait(self, host: Host, pending: List[_Pending], barrier: float) -> List[_Pending]:
         """Poll the host's VMs until each pending one settles or ``barrier`` passes."""
         while pending:
-            seen = self._look(host, [p.decision.vm_id for p in pending])
+            taken, seen = self._look(host, [p.decision.vm_id for p in pending])
             still: List[_Pending] = []
             now = self.clock()
             for p in pending:
-                vm = seen.get(p.decision.vm_id)
+                # A look taken before this VM's resume says nothing about its outcome.
+                vm = seen.get(p.decision.vm_id) if taken > p.seq else None
                 if vm is not None and vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING:
                     self.ledger.clear(vm.id)
                     self._finish(p.decision, host, Outcome.RUNNING, "resumed, RUNNING", vm,
@@ -404,15 +428,44 @@ class Engine:
             self.sleep(self.timing.poll_interval)
         return pending
 
-    def _look(self, host: Host, vm_ids: Sequence[int]) -> Dict[int, Vm]:
-        """Current state of some VMs: one pool call, or one info call for a single VM."""
+    def _look(self, host: Host, vm_ids: Sequence[int]) -> Tuple[int, Dict[int, Vm]]:
+        """The look's place in the run's order of events, and some VMs of a host as seen.
+
+        One VM: one info call. More: one pool snapshot shared by every host of
+        the run and reused within a poll interval, so polling 25 hosts does not
+        cost 25 pool calls per look.
+        """
         try:
-            if len(vm_ids) == 1:
-                return {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
-            return {vm.id: vm for vm in self.oned.vm_pool(host_id=host.id)}
+            if len(vm_ids) == 1 and len(self._gated) <= 1:
+                taken = next(self._events)
+                return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
+            with self._snapshot_lock:
+                taken, when, snapshot = self._snapshot
+                if snapshot is None or self.clock() - when >= self.timing.poll_interval * 0.9:
+                    taken, when, snapshot = self._fetch()
+            return taken, {i: snapshot[i] for i in vm_ids if i in snapshot}
         except OnedError as exc:
             self.out.warning(f"host {host.name}: cannot read VM states: {exc}")
-            return {}
+            return 0, {}
+
+    def _pool_after(self, event: int) -> Dict[int, Vm]:
+        """Every VM, as read by a pool call that began after ``event``.
+
+        Hosts recovered together share such reads: one pool call can serve
+        every host that asked before it began.
+        """
+        with self._snapshot_lock:
+            taken, _, snapshot = self._snapshot
+            if snapshot is None or taken <= event:
+                taken, _, snapshot = self._fetch()
+            return snapshot
+
+    def _fetch(self) -> Tuple[int, float, Dict[int, Vm]]:
+        """One pool call; caller holds the snapshot lock."""
+        taken, when = next(self._events), self.clock()
+        snapshot = {vm.id: vm for vm in self.oned.vm_pool()}
+        self._snapshot = (taken, when, snapshot)
+        return taken, when, snapshot
 
     # --- settle window ------------------------------------------------------
 
