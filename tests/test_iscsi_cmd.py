@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 HEALTHY_IQN = "iqn.1992-04.com.emc:cx.apm00191923511.a4"
 
 
-def config_file(tmp_path: Path, standin: Any, extra: str = "") -> str:
-    """A config whose [node] command reaches the stand-in; [iscsi] as given."""
+def config_file(tmp_path: Path, standin: Any, extra: str = "", oned: str = "") -> str:
+    """A config whose [node] command reaches the stand-in; [iscsi] and [oned] as given."""
     path = tmp_path / "one-hooks.conf"
     path.write_text(
+        f"[oned]\n{oned}"
         f"[node]\ncommand = '{standin.command}'\n"
         f"[iscsi]\ncheck_by_path = no\ncheck_multipath = no\n{extra}"
         f"[recovery]\nstate_dir = {tmp_path / 'state'}\n"
@@ -101,3 +102,20 @@ def test_console_entry_point_through_real_sshd(sshd_node, tmp_path: Path) -> Non
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.startswith("host node-7: iSCSI BROKEN\n")
     assert "10.8.100.6:3260 (SID 806): session state FREE" in proc.stdout
+
+
+def test_numeric_host_is_an_id_resolved_through_oned(sim, local_node, tmp_path: Path, capsys: Any) -> None:  # type: ignore[no-untyped-def]
+    sim.add_host("node-a")
+    host_id = sim.add_host("node-b")
+    local_node.set_scenario("* session-P3 session-P3-healthy\n* node node-healthy\n")
+    cfg = config_file(tmp_path, local_node, oned=f"endpoint = {sim.endpoint}\nauth_file = {sim.auth_file}\n")
+    assert main(["--config", cfg, "iscsi", "check", str(host_id)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [f"host {host_id} is node-b", "host node-b: iSCSI HEALTHY"]
+    assert {c[0] for c in local_node.calls()} == {"node-b"}
+    assert main(["--config", cfg, "iscsi", "check", "--name", "42"]) == 0
+    assert {c[0] for c in local_node.calls()} == {"node-b", "42"}
+    capsys.readouterr()
+    assert main(["--config", cfg, "iscsi", "check", "99"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("one-hooks: error: oned: ") and "host [99]" in err and err.count("\n") == 1
