@@ -73,6 +73,10 @@ def test_wrapper_keeps_the_previous_emulator_as_the_real_one(setup) -> None:
     assert main(cfg, "enable", "--mode", "wrapper", "--remotes", str(remotes)) == 0
     settings = wrapper_mod.installed_settings(str(remotes))
     assert settings is not None and settings.qemu[0] == "/usr/bin/kvm-custom"
+    # enabling again (EMULATOR is the wrapper now) keeps the real emulator
+    assert main(cfg, "enable", "--mode", "wrapper", "--remotes", str(remotes), "--cpu", "max") == 0
+    settings = wrapper_mod.installed_settings(str(remotes))
+    assert settings is not None and settings.qemu[0] == "/usr/bin/kvm-custom" and settings.cpu == "max"
     assert main(cfg, "disable") == 0
     assert parse(conf.read_text()).get("EMULATOR") == "/usr/bin/kvm-custom"
 

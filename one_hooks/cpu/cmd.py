@@ -104,8 +104,13 @@ def enable(args: argparse.Namespace, config: Config, make_oned: Callable[[], obj
         previous = None
         if kind == "file":
             previous = conf_patch.state_of(conf_patch.read_text(conf), conf).emulator
-        settings = wrapper_mod.Settings(tuple(wrapper_mod.real_emulators(previous, config.cpu.emulator)),
-                                        args.cpu or config.cpu.argument)
+        installed = wrapper_mod.installed_settings(args.remotes)
+        if installed is not None and not config.cpu.emulator:
+            # Once EMULATOR points at the wrapper, only the installed settings remember the real one.
+            qemu = tuple(installed.qemu)
+        else:
+            qemu = tuple(wrapper_mod.real_emulators(previous, config.cpu.emulator))
+        settings = wrapper_mod.Settings(qemu, args.cpu or config.cpu.argument)
         settings.render()  # refuse bad settings before anything changes
         if args.dry_run:
             print(f"would install {wrapper_mod.wrapper_path(args.remotes)} (QEMU={':'.join(settings.qemu)}, "
