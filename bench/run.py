@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""``python3 bench/run.py [--quick] [--json]``: one-hooks' speed claims, measured.
+
+Every figure is printed next to a baseline measured in the same run, on the
+same machine, because absolute times on a shared machine mean little:
+
+1. recovery storm (real hook processes against the simulated oned with a real
+   oned's latencies) vs the old one-process-per-VM procedure, OpenNebula's
+   autostart approach, and the lower bound the simulator allows;
+2. start-up cost of one hook process that has nothing to do, vs bare python
+   and vs ``import pyone``;
+3. launch overhead of the CPU wrapper vs running the emulator directly;
+4. how hook cost and storm time grow from 100 to 10,000 VMs.
+
+``--quick`` runs small sizes (about a minute); ``--json`` prints one JSON
+object instead of the tables. Nothing here asserts a threshold: the targets
+of issue 6 are printed beside each figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from cloud import Tuning, compile_package  # noqa: E402
+from scale import run_scale  # noqa: E402
+from startup import run_startup  # noqa: E402
+from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm  # noqa: E402
+from wrapper import run_wrapper  # noqa: E402
+
+from one_hooks.sim import REAL_LATENCY  # noqa: E402
+
+#: A VM boots (BOOT_* -> RUNNING) this long after its resume is accepted.
+BOOT_SECONDS = 1.0
+
+
+def machine() -> Dict[str, Any]:
+    """Where the figures come from."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu_model": model or platform.processor(),
+            "python": platform.python_version(), "kernel": platform.release()}
+
+
+def _r(value: Optional[float], digits: int = 3) -> Optional[float]:
+    return None if value is None else round(value, digits)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the benchmarks; print tables or one JSON object."""
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
+        (lambda *a: print(*a, flush=True))
+
+    if args.quick:
+        hosts, per_host, sample_a, startup_runs, wrapper_runs = 10, 20, 10, 5, 200
+        scale_sizes = (100, 300)
+    else:
+        hosts, per_host, sample_a, startup_runs, wrapper_runs = 50, 40, 100, 21, 200
+        scale_sizes = (100, 1000, 10000)
+    began = time.monotonic()
+    compile_package()
+    latency = REAL_LATENCY
+    tuning = Tuning()
+
+    say(f"[1/4] recovery storm: {hosts} hosts x {per_host} VMs, real hooks ...")
+    storm = run_storm(hosts, per_host, latency, BOOT_SECONDS, tuning)
+    say(f"      baseline (a): serial pyone processes, sample of {sample_a} VMs ...")
+    serial = run_serial_pyone(storm.vms, sample_a, latency, BOOT_SECONDS)
+    say("      baseline (b): autostart-style, per host serial ...")
+    autostart = run_autostart(hosts, per_host, latency, BOOT_SECONDS)
+    bound = lower_bound(storm.vms, latency, BOOT_SECONDS)
+    say(f"[2/4] hook start-up, median of {startup_runs} ...")
+    startup = run_startup(startup_runs, latency)
+    say(f"[3/4] wrapper overhead, median of {wrapper_runs} ...")
+    wrap = run_wrapper(wrapper_runs)
+    say(f"[4/4] scale: {', '.join(map(str, scale_sizes))} VMs ...")
+    scale = run_scale(scale_sizes, latency, BOOT_SECONDS)
+
+    result: Dict[str, Any] = {
+        "storm_vms": storm.vms,
+        "storm_hosts": storm.hosts,
+        "storm_wall_s": _r(storm.wall_s),
+        "storm_speedup_vs_serial": _r(ratio(serial.wall_s, storm.wall_s), 2),
+        "storm_speedup_vs_autostart": _r(ratio(autostart.wall_s, storm.wall_s), 2),
+        "storm_ratio_to_bound": _r(ratio(storm.wall_s, bound), 2),
+        "storm_lower_bound_s": _r(bound),
+        "storm_serial_wall_s": _r(serial.wall_s),
+        "storm_serial_extrapolated_from_vms": serial.measured_vms if serial.extrapolated else None,
+        "storm_autostart_wall_s": _r(autostart.wall_s),
+        "storm_calls_recovery": storm.calls_recovery,
+        "storm_calls_per_vm": _r(storm.calls_recovery / storm.vms, 2),
+        "storm_calls_by_method": storm.calls,
+        "storm_node_sessions_per_host_max": storm.node_sessions_max,
+        "storm_node_sessions_per_host_mean": _r(storm.node_sessions_mean, 1),
+        "storm_hook_runs": storm.hook_runs + storm.outage_hook_runs,
+        "storm_hook_cpu_s": _r(storm.hook_cpu_s + storm.outage_hook_cpu_s),
+        "storm_resumed_twice": storm.resumed_twice,
+        "storm_not_running": storm.not_running,
+        "storm_settle_seconds": storm.settle_seconds,
+        "hook_cpu_s_per_event": _r(storm.cpu_per_event, 4),
+        "hook_startup_cpu_s": _r(startup.hook_cpu_s, 4),
+        "hook_startup_wall_s": _r(startup.hook_wall_s, 4),
+        "python_pass_cpu_s": _r(startup.pass_cpu_s, 4),
+        "python_import_pyone_cpu_s": _r(startup.pyone_cpu_s, 4),
+        "hook_startup_vs_import_pyone": _r(ratio(startup.hook_cpu_s, startup.pyone_cpu_s), 2),
+        "hook_startup_actions_sent": startup.actions_sent,
+        "wrapper_overhead_ms": _r(wrap.overhead_ms, 3),
+        "wrapper_direct_ms": _r(wrap.direct_wall_s * 1000, 3),
+        "wrapper_wrapped_ms": _r(wrap.wrapped_wall_s * 1000, 3),
+        "scale": [row.as_dict() for row in scale.rows],
+        "scale_storm_growth_exponent": _r(scale.storm_exponent, 2),
+        "scale_hook_cpu_growth_exponent": _r(scale.hook_exponent, 2),
+        "scale_latency_divisor": scale.latency_divisor,
+        "quick": args.quick,
+        "machine": machine(),
+        "bench_seconds": _r(time.monotonic() - began, 1),
+    }
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print_tables(result, storm, serial, autostart, startup, wrap, scale)
+    return 0
+
+
+def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, startup: Any,
+                 wrap: Any, scale: Any) -> None:
+    """The human-readable report (Markdown tables)."""
+    m = r["machine"]
+    print(f"\nMachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+          f"kernel {m['kernel']}; {'--quick' if r['quick'] else 'full'} run, {r['bench_seconds']} s\n")
+    print(f"## Recovery storm: {storm.hosts} hosts x {storm.vms // storm.hosts} VMs = {storm.vms} VMs\n")
+    print("| | wall until all RUNNING | vs one-hooks |")
+    print("|---|---|---|")
+    print(f"| one-hooks (real hooks, onehem-like runner, <= 10 at once) | {storm.wall_s:.2f} s | 1 |")
+    extra = f" (extrapolated from {serial.measured_vms} VMs: {serial.notes[0]})" if serial.extrapolated else ""
+    print(f"| (a) {serial.name}{extra} | {serial.wall_s:.1f} s | "
+          f"one-hooks {r['storm_speedup_vs_serial']}x faster (target >= 10x) |")
+    print(f"| (b) {autostart.name} | {autostart.wall_s:.2f} s | "
+          f"one-hooks {r['storm_speedup_vs_autostart']}x faster |")
+    print(f"| lower bound ({storm.vms} x serial {REAL_LATENCY.serial * 1000:g} ms + parallel "
+          f"{REAL_LATENCY.parallel * 1000:g} ms + boot {BOOT_SECONDS:g} s) | {r['storm_lower_bound_s']:.2f} s | "
+          f"one-hooks at {r['storm_ratio_to_bound']}x of it (target <= 1.5x) |")
+    print()
+    print(f"- XML-RPC calls during recovery: {storm.calls_recovery} ({r['storm_calls_per_vm']} per VM); "
+          f"node sessions per host: max {storm.node_sessions_max}, mean {storm.node_sessions_mean:.1f}")
+    print(f"- hook processes: {r['storm_hook_runs']} ({storm.outage_hook_runs} during the outage, "
+          f"{storm.hook_runs} after), CPU {r['storm_hook_cpu_s']} s = "
+          f"{r['hook_cpu_s_per_event']} s per event (target <= 0.10 s)")
+    print(f"- VMs resumed twice: {len(storm.resumed_twice)}; VMs not RUNNING at the end: {storm.not_running}; "
+          f"[recovery] settle_seconds = {storm.settle_seconds:g}")
+    print("\n## Hook start-up (vm-unknown, VM already RUNNING: nothing to do)\n")
+    print("| process | CPU (median) | wall (median) |")
+    print("|---|---|---|")
+    print(f"| `python3 -c pass` | {startup.pass_cpu_s * 1000:.0f} ms | {startup.pass_wall_s * 1000:.0f} ms |")
+    print(f"| one-hooks vm-unknown hook | {startup.hook_cpu_s * 1000:.0f} ms | {startup.hook_wall_s * 1000:.0f} ms |")
+    print(f"| `python3 -c \"import pyone\"` | {startup.pyone_cpu_s * 1000:.0f} ms | "
+          f"{startup.pyone_wall_s * 1000:.0f} ms |")
+    print(f"\nThe whole hook costs {r['hook_startup_vs_import_pyone']}x the CPU of `import pyone` alone "
+          f"({startup.runs} runs each; actions sent: {startup.actions_sent}).")
+    print(f"\n## CPU wrapper launch overhead (median of {wrap.runs})\n")
+    print(f"direct {wrap.direct_wall_s * 1000:.2f} ms, through the wrapper {wrap.wrapped_wall_s * 1000:.2f} ms: "
+          f"+{wrap.overhead_ms:.2f} ms per launch (target < 5 ms)")
+    print(f"\n## Scale (latency / {scale.latency_divisor:g}, {scale.note})\n")
+    print(scale.table())
+    print(f"\nGrowth exponent (1.0 = linear): storm time {r['scale_storm_growth_exponent']}, "
+          f"hook CPU per event {r['scale_hook_cpu_growth_exponent']} (0 = flat)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Benchmark 1: the recovery storm, its two baselines, and the simulator's lower bound.
+
+Storm: ``hosts`` x ``vms_per_host`` RUNNING VMs; every host goes ERROR (the
+VMs go UNKNOWN and onehem fires a vm-unknown hook for each), then every host
+comes back MONITORED; on half of them the VM report follows at once and says
+the VMs are gone (UNKNOWN -> POWEROFF with last action monitor, firing
+vm-poweroff hooks), on the other half the VMs stay UNKNOWN (stock dummy
+monitoring, recordings run1/run2). The real hooks (shims installed by
+``one-hooks-install``) do the rest, at most 10 at once, as onehem runs them.
+Measured from the first host's return until every VM is RUNNING.
+
+Baselines, each against a fresh simulated oned with the same latencies and
+the same outage (no hooks registered):
+(a) the old procedure: one process per VM, one ``resume`` through the official
+    binding (``pyone``), one after another. 2,000 such processes would take
+    about 15 minutes, so a sample is timed and extrapolated per VM (said so).
+(b) OpenNebula's ``autostart/host`` approach: per host, ``host.info`` then
+    ``vm.info`` + ``resume`` per VM, serially within the host, hosts handled as
+    onehem would run their hooks (10 at once); in-process, over XML-RPC.
+Lower bound: every VM needs one ``resume``; the simulator serialises the
+``serial`` part of every call under its core lock, so the last resume cannot
+be accepted before ``N x serial + parallel``, and then boots in ``boot`` s.
+"""
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import threading
+import time
+import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from cloud import BenchCloud, Tuning
+
+from one_hooks.sim import Latency
+
+#: onehem runs at most this many hooks at once (DESIGN.md section 2).
+ONEHEM_PARALLEL = 10
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every waited-for descendant so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class StormResult:
+    """What one storm measured."""
+
+    hosts: int
+    vms: int
+    wall_s: float
+    hook_runs: int
+    hook_cpu_s: float
+    outage_hook_runs: int
+    outage_hook_cpu_s: float
+    calls: Dict[str, int]
+    calls_recovery: int
+    node_sessions_max: int
+    node_sessions_mean: float
+    resumed_twice: List[int]
+    not_running: int
+    settle_seconds: float
+
+    @property
+    def cpu_per_event(self) -> float:
+        """Hook CPU seconds per hook execution (both phases)."""
+        runs = self.hook_runs + self.outage_hook_runs
+        return (self.hook_cpu_s + self.outage_hook_cpu_s) / runs if runs else 0.0
+
+
+@dataclass
+class BaselineResult:
+    """A baseline's wall time (measured or extrapolated) and how it was obtained."""
+
+    name: str
+    vms: int
+    wall_s: float
+    measured_vms: int
+    measured_wall_s: float
+    extrapolated: bool
+    calls: int = 0
+    notes: List[str] = field(default_factory=list)
+
+
+def lower_bound(vms: int, latency: Latency, boot_seconds: float) -> float:
+    """The fastest the simulator allows: N serialised resumes, one parallel part, one boot."""
+    return vms * latency.serial + latency.parallel + boot_seconds
+
+
+def _outage(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
+    for host_id in layout:
+        cloud.sim.host_error(host_id)
+
+
+def _come_back(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
+    """Hosts return; on every other host the VM report follows at once: the VMs are gone."""
+    for index, host_id in enumerate(layout):
+        cloud.sim.host_monitored(host_id)
+        if index % 2 == 1:
+            # As in recording run4: the VM state report arrives ~70 ms after the host's.
+            cloud.sim.reconcile(host_id, set())
+
+
+def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float,
+              tuning: Tuning = Tuning(), timeout: float = 1800.0) -> StormResult:
+    """The storm with the real hooks; see the module docstring."""
+    cloud = BenchCloud(latency, boot_seconds, tuning)
+    try:
+        layout = cloud.populate(hosts, vms_per_host)
+        vm_ids = [v for ids in layout.values() for v in ids]
+        cloud.sim.settle(timeout)  # hooks fired by the hosts' first MONITORED
+        runs0, cpu0 = cloud.hook_runs(), children_cpu()
+        _outage(cloud, layout)
+        cloud.sim.settle(timeout)
+        runs1, cpu1 = cloud.hook_runs(), children_cpu()
+        calls_before = sum(cloud.sim.calls.values())
+        sessions_before = cloud.node_sessions()
+        start = time.monotonic()
+        _come_back(cloud, layout)
+        done = cloud.wait_running(vm_ids, timeout)
+        wall = (done or time.monotonic()) - start
+        cloud.sim.settle(timeout)
+        runs2, cpu2 = cloud.hook_runs(), children_cpu()
+        calls = cloud.sim.calls
+        sessions = cloud.node_sessions() - sessions_before
+        per_host = [sessions.get(f"node-{h:03d}", 0) for h in range(hosts)]
+        resumes = cloud.resumes()
+        return StormResult(
+            hosts=hosts, vms=len(vm_ids), wall_s=wall,
+            hook_runs=runs2 - runs1, hook_cpu_s=cpu2 - cpu1,
+            outage_hook_runs=runs1 - runs0, outage_hook_cpu_s=cpu1 - cpu0,
+            calls=calls, calls_recovery=sum(calls.values()) - calls_before,
+            node_sessions_max=max(per_host) if per_host else 0,
+            node_sessions_mean=sum(per_host) / len(per_host) if per_host else 0.0,
+            resumed_twice=sorted(v for v, n in resumes.items() if n > 1),
+            not_running=0 if done else sum(1 for v in vm_ids if not cloud.all_running([v])),
+            settle_seconds=tuning.settle_seconds)
+    finally:
+        cloud.close()
+
+
+def _plain_cloud(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float):
+    """A fresh sim, no hooks, after the same outage (VMs UNKNOWN or POWEROFF)."""
+    cloud = BenchCloud(latency, boot_seconds, install=False)
+    layout = cloud.populate(hosts, vms_per_host)
+    _outage(cloud, layout)
+    _come_back(cloud, layout)
+    return cloud, layout
+
+
+PYONE_RESUME = (
+    "import sys, pyone\n"
+    "pyone.OneServer(sys.argv[1], session=sys.argv[2]).vm.action('resume', int(sys.argv[3]))\n")
+
+
+def run_serial_pyone(total_vms: int, sample_vms: int, latency: Latency,
+                     boot_seconds: float, timeout: float = 1800.0) -> BaselineResult:
+    """Baseline (a): one pyone process per VM, serially; extrapolated from a sample."""
+    sample = min(sample_vms, total_vms)
+    per_host = min(40, sample)
+    hosts = max(1, sample // per_host)
+    cloud, layout = _plain_cloud(hosts, per_host, latency, boot_seconds)
+    try:
+        vm_ids = [v for ids in layout.values() for v in ids][:sample]
+        start = time.monotonic()
+        for vm_id in vm_ids:
+            subprocess.run([sys.executable, "-c", PYONE_RESUME, cloud.sim.endpoint,
+                            cloud.sim.session, str(vm_id)], check=True, capture_output=True,
+                           timeout=120)
+        done = cloud.wait_running(vm_ids, timeout)
+        wall = (done or time.monotonic()) - start
+        per_vm = max(wall - boot_seconds, 0.0) / len(vm_ids)
+        estimate = per_vm * total_vms + boot_seconds
+        return BaselineResult("serial pyone process per VM (old procedure)", total_vms, estimate,
+                              len(vm_ids), wall, len(vm_ids) < total_vms,
+                              sum(cloud.sim.calls.values()),
+                              [f"{per_vm:.3f} s per VM process"])
+    finally:
+        cloud.close()
+
+
+def run_autostart(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float,
+                  timeout: float = 1800.0) -> BaselineResult:
+    """Baseline (b): OpenNebula's autostart/host way, per host serial info + resume per VM."""
+    cloud, layout = _plain_cloud(hosts, vms_per_host, latency, boot_seconds)
+    local = threading.local()
+
+    def proxy() -> xmlrpc.client.ServerProxy:
+        if not hasattr(local, "proxy"):
+            local.proxy = xmlrpc.client.ServerProxy(cloud.sim.endpoint)
+        return local.proxy
+
+    session = cloud.sim.session
+
+    def one_host(host_id: int) -> None:
+        server = proxy()
+        ok, body, _ = server.one.host.info(session, host_id, False)
+        assert ok, body
+        for vm_id in layout[host_id]:
+            server.one.vm.info(session, vm_id, False)
+            server.one.vm.action(session, "resume", vm_id)
+
+    try:
+        vm_ids = [v for ids in layout.values() for v in ids]
+        calls_before = sum(cloud.sim.calls.values())
+        start = time.monotonic()
+        with ThreadPoolExecutor(ONEHEM_PARALLEL) as pool:
+            list(pool.map(one_host, list(layout)))
+        done = cloud.wait_running(vm_ids, timeout)
+        wall = (done or time.monotonic()) - start
+        return BaselineResult("autostart/host: per host serial info + resume", len(vm_ids), wall,
+                              len(vm_ids), wall, False, sum(cloud.sim.calls.values()) - calls_before,
+                              [f"hosts handled {ONEHEM_PARALLEL} at once, as onehem runs hooks"])
+    finally:
+        cloud.close()
+
+
+def ratio(a: float, b: float) -> Optional[float]:
+    """a / b, or None when b is 0."""
+    return a / b if b else None
