@@ -290,15 +290,28 @@ class Context:
 
 
 def install_files(ctx: Context, manifest: Manifest) -> List[str]:
-    """Steps 2-3: the remotes files, and the manifest. Returns the paths that changed."""
+    """Steps 2-3: the remotes files. Returns the paths that changed.
+
+    The manifest names every file and directory before any is written, so a
+    run interrupted half-way can still be undone (or finished by re-running).
+    """
     layout, steps = ctx.layout, ctx.steps
     owner = oneadmin_ids()
     uid, gid = owner if owner else (os.getuid(), os.getgid())
+    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config)
+    new_dirs: List[str] = []
+    for spec in specs:
+        for directory in _missing_dirs(ctx, os.path.dirname(spec.path)):
+            if directory not in new_dirs:
+                new_dirs.append(directory)
+        manifest.files[spec.path] = sha256(spec.data)
+    manifest.dirs += [d for d in new_dirs if d not in manifest.dirs]
+    manifest.save(ctx, "the files about to be installed")
+    for directory in new_dirs:
+        _make_dir(ctx, directory, owner)
     changed: List[str] = []
-    for spec in wanted_files(layout, shipped_remotes(), ctx.python, ctx.config):
+    for spec in specs:
         target = layout.fs(spec.path)
-        parent = os.path.dirname(spec.path)
-        _ensure_dir(ctx, manifest, parent, owner)
         state = _file_state(target, spec, owner)
         if state:
             steps.do(f"{state} {spec.path} (mode {spec.mode:04o})",
@@ -306,29 +319,36 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
             changed.append(spec.path)
         else:
             steps.note(f"{spec.path}: up to date")
-        manifest.files[spec.path] = sha256(spec.data)
-    manifest.save(ctx, "the installed files")
     return changed
 
 
-def _ensure_dir(ctx: Context, manifest: Manifest, path: str, owner: Optional[Tuple[int, int]]) -> None:
-    """Create ``path`` and its missing parents, remembering the ones we made."""
+def _missing_dirs(ctx: Context, path: str) -> List[str]:
+    """``path`` and its parents that do not exist yet, outermost first."""
     missing = []
     probe = path
     while probe and probe != "/" and not os.path.isdir(ctx.layout.fs(probe)):
         missing.append(probe)
         probe = os.path.dirname(probe)
-    for directory in reversed(missing):
-        uid, gid = owner if owner else (None, None)
-        ctx.steps.do(f"create directory {directory}",
-                     lambda d=directory: fsio.make_dirs(ctx.layout.fs(d), 0o755, uid, gid))
+    return list(reversed(missing))
+
+
+def _make_dir(ctx: Context, directory: str, owner: Optional[Tuple[int, int]]) -> None:
+    uid, gid = owner if owner else (None, None)
+    ctx.steps.do(f"create directory {directory}",
+                 lambda: fsio.make_dirs(ctx.layout.fs(directory), 0o755, uid, gid))
+
+
+def _ensure_dir(ctx: Context, manifest: Manifest, path: str, owner: Optional[Tuple[int, int]]) -> None:
+    """Create ``path`` and its missing parents, remembering the ones we made."""
+    for directory in _missing_dirs(ctx, path):
         if directory not in manifest.dirs:
             manifest.dirs.append(directory)
+        _make_dir(ctx, directory, owner)
 
 
 def _file_state(path: str, spec: FileSpec, owner: Optional[Tuple[int, int]]) -> str:
     """'' when the file is as wanted, else the verb describing the change."""
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         return "install"
     meta = fsio.FileMeta.of(path)
     if fsio.read_bytes(path) != spec.data:
@@ -791,11 +811,15 @@ def load_config(args: argparse.Namespace, root: str,
     if args.check:
         raise ConfigError("missing: one-hooks-install writes it", real)
     # Not there yet: install() writes it as its first step; read the defaults it will hold.
+    return dataclasses.replace(defaults(env), path=path), True
+
+
+def defaults(env: Dict[str, str]) -> Config:
+    """The configuration the default file gives, resolved in ``env`` (oned endpoint, auth)."""
     with tempfile.NamedTemporaryFile(suffix=".conf") as tmp:
         tmp.write(config_mod.default_file_text().encode())
         tmp.flush()
-        config = config_mod.load(tmp.name, env)
-    return dataclasses.replace(config, path=path), True
+        return config_mod.load(tmp.name, env)
 
 
 def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
@@ -821,7 +845,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
         if not args.check:
             raise
         config_problem = str(exc)
-        config = Config()
+        config = defaults(dict(os.environ if environ is None else environ))
     layout = Layout(root, os.path.abspath(args.remotes), config.recovery.state_dir,
                     os.path.abspath(args.node_remotes))
     _log_to(layout.fs(config.log.file), reporter)

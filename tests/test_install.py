@@ -324,6 +324,30 @@ def test_uninstall_removes_exactly_what_was_installed(site: Site) -> None:
     assert again.code == 0 and site.tree() == tree
 
 
+def test_files_belong_to_oneadmin_when_root(site: Site) -> None:
+    import pwd
+
+    if os.getuid() != 0:
+        pytest.skip("ownership is only given when running as root")
+    try:
+        admin = pwd.getpwnam("oneadmin")
+    except KeyError:
+        pytest.skip("no oneadmin user on this machine (OpenNebula is not installed here)")
+    assert site.run().code == 0
+    for shim in (site.remotes / "hooks/one-hooks").iterdir():
+        assert (shim.stat().st_uid, shim.stat().st_gid) == (admin.pw_uid, admin.pw_gid)
+    conf = (site.root / "etc/one/one-hooks.conf").stat()
+    assert (conf.st_uid, conf.st_gid, stat.S_IMODE(conf.st_mode)) == (0, admin.pw_gid, 0o640)
+
+
+def test_check_without_any_config_names_it_and_still_checks_the_rest(site: Site) -> None:
+    result = site.run("--check")
+    assert result.code == 1
+    assert "problem: configuration: /etc/one/one-hooks.conf: missing" in result.out
+    assert f"ok: oned 6.10.5 at {site.sim.endpoint}" in result.out
+    assert "problem: hook one-hooks-vm-unknown: not registered" in result.out
+
+
 def test_uninstall_keeps_an_edited_config(site: Site) -> None:
     assert site.run().code == 0
     conf = site.root / "etc" / "one" / "one-hooks.conf"
@@ -366,6 +390,30 @@ def test_failure_half_way_names_the_step_and_a_rerun_finishes(site: Site) -> Non
     assert site.ours() == {}
     result = site.run()
     assert result.code == 0 and set(site.ours()) == set(ht.NAMES)
+    assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
+
+
+def test_interrupted_file_copy_can_be_undone_or_finished(site: Site) -> None:
+    (site.remotes / "hooks/one-hooks").mkdir(parents=True)
+    tree, hooks = site.tree(), site.hooks()
+    # an obstacle where the last shim goes: that write fails after the first ones succeeded
+    obstacle = site.remotes / "hooks/one-hooks/vm-unknown"
+    obstacle.mkdir()
+    (obstacle / "x").write_text("")
+    result = site.run()
+    assert result.code == 1
+    assert result.err.startswith(f"one-hooks-install: error: install /{REMOTES}/hooks/one-hooks/vm-unknown")
+    assert (site.remotes / "hooks/one-hooks/host-reconnect").exists()
+    assert site.hooks() == hooks, "no hook is registered before every file is in place"
+    shutil.rmtree(obstacle)
+    # the manifest already named every file: uninstall takes the half-installation away
+    assert site.run("--uninstall").code == 0
+    assert site.tree() == tree
+    # and a plain re-run after an interruption finishes the job
+    obstacle.mkdir()
+    assert site.run().code == 1
+    obstacle.rmdir()
+    assert site.run().code == 0
     assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
 
 
