@@ -597,9 +597,21 @@ def test_sync_runs_what_is_left(site: Site, tmp_path: Path, monkeypatch: pytest.
     record = tmp_path / "onehost.argv"
     (bin_dir / "onehost").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{record}"\n')
     (bin_dir / "onehost").chmod(0o755)
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\nprintf "systemctl %s\\n" "$*" >> "{record}"\n')
+    (bin_dir / "systemctl").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     result = site.run("--sync")
     assert result.code == 0, result.err
     assert record.read_text() == "sync\n--force\n"
     assert "copy the remotes to every node: onehost sync --force" in result.out
     assert "left to do" not in result.out
+    # nothing changed: nothing to sync
+    record.unlink()
+    assert site.run("--sync").code == 0 and not record.exists()
+    # a changed driver config also needs oned restarted
+    conf = site.root / "etc/one/vmm_exec/vmm_exec_kvm.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_bytes((DATA / "vmm_exec_kvm-6.8.3.conf").read_bytes())
+    result = site.run("--sync", "--cpu-host")
+    assert result.code == 0, result.err
+    assert record.read_text() == "systemctl restart opennebula\n"
