@@ -482,7 +482,8 @@ def finish(ctx: Context, changed: Sequence[str], conf_changed: bool) -> int:
 def uninstall(ctx: Context) -> int:
     """Remove the hooks with our names, revert the CPU switch, remove installed files.
 
-    The manifest goes last, so an uninstall that fails half-way can be re-run.
+    Hooks go first, so none fires a shim that is already gone; the manifest
+    goes last, so an uninstall that fails half-way can be re-run.
     """
     layout, steps = ctx.layout, ctx.steps
     manifest = Manifest.read(layout.fs(layout.manifest))
@@ -494,11 +495,16 @@ def uninstall(ctx: Context) -> int:
         steps.do(action.describe(), lambda a=action: oned.hook_delete(a.hook_id))
     if manifest.cpu:
         cpu_revert(ctx, manifest)
+    removed = 0
     for path, digest in sorted(manifest.files.items()):
         target = layout.fs(path)
-        if not os.path.exists(target):
+        if not os.path.lexists(target):
             steps.note(f"{path}: already gone")
             continue
+        if not os.path.isfile(target) or os.path.islink(target):
+            ctx.reporter.warning(f"warning: {path} is not a regular file any more: left alone")
+            continue
+        removed += 1
         if sha256(fsio.read_bytes(target)) != digest:
             ctx.reporter.warning(f"warning: {path} was changed after installation; removing it anyway")
         steps.do(f"remove {path}", lambda t=target: fsio.remove(t))
@@ -514,7 +520,8 @@ def uninstall(ctx: Context) -> int:
             continue
         steps.do(f"remove directory {directory}", lambda t=target: os.rmdir(t))
     ctx.reporter.line(f"done: {steps.changed} step(s) {'would change' if steps.dry_run else 'changed'}")
-    ctx.reporter.line("left to do: run 'onehost sync --force' as oneadmin so nodes drop the removed files")
+    if removed:
+        ctx.reporter.line("left to do: run 'onehost sync --force' as oneadmin so nodes drop the removed files")
     return 0
 
 
