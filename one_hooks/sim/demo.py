@@ -73,6 +73,7 @@ class Stage:
         self.log = os.path.join(workdir, "one-hooks.log")
         self.state = os.path.join(workdir, "state")
         self.auth = os.path.join(workdir, "one_auth")
+        fsio.make_dirs(workdir, 0o700)
         self.hook_env_cached: Dict[str, str] = {}
 
     def install_shims(self, python: str = sys.executable) -> None:
@@ -91,7 +92,7 @@ class Stage:
         """The node stand-in's answers per host (see node_standin/README.md)."""
         fsio.atomic_write(self.scenario, ("\n".join(lines) + "\n").encode())
 
-    def write_config(self, pace: Pace, iscsi_check: bool = True) -> Config:
+    def write_config(self, pace: Pace, iscsi_check: bool = True, attempts: int = 3) -> Config:
         """The configuration every hook process reads (through ``$ONE_HOOKS_CONFIG``)."""
         from ..config import load
 
@@ -104,7 +105,7 @@ class Stage:
             f"retry_interval = {pace.retry_interval}", "cache_ttl = 2",
             "[recovery]", f"state_dir = {self.state}", f"settle_seconds = {pace.settle}",
             f"settle_interval = {pace.settle_interval}", "wait_running = 60",
-            f"retry_delay = {pace.retry_delay}", "tier_timeout = 30", "attempts = 3",
+            f"retry_delay = {pace.retry_delay}", "tier_timeout = 30", f"attempts = {attempts}",
             "[oned]", "retries = 2", "retry_delay = 0.2", "timeout = 20",
             "[log]", f"file = {self.log}", "",
         ])

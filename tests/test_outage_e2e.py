@@ -1,0 +1,217 @@
+"""End to end: outages in the simulated oned, healed by the real hooks.
+
+The simulated oned serves XML-RPC on loopback; its onehem-like runner starts
+the real shims (``remotes/hooks/one-hooks/*`` with the interpreter filled in,
+as one-hooks-install does) as separate processes with the base64 payload on
+stdin; those run ``python -m one_hooks hook ...``, talk XML-RPC back, and
+check iSCSI through ``[node] command`` on the node stand-in, which replays
+real ``iscsiadm`` captures. The hooks are registered from the same templates
+one-hooks-install uses. Nothing in the hook path is replaced or patched.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from collections import Counter
+from typing import Dict, Iterator, List, Sequence
+
+import pytest
+
+from one_hooks.hook_templates import HOOKS
+from one_hooks.model import LcmState, VmState
+from one_hooks.sim import NO_LATENCY
+from one_hooks.sim.demo import Pace, Stage
+
+PACE = Pace(boot=0.1, settle=1.0, settle_interval=0.5, deadline=2.0, retry_interval=0.3,
+            retry_delay=0.3, poll=0.2)
+HEALTHY = ["* session-P3 session-P3-healthy", "* node node-healthy"]
+
+
+class Cloud:
+    """A staged front-end with a started simulated oned and our three hooks registered."""
+
+    def __init__(self, workdir: str, scenario: Sequence[str], pace: Pace = PACE,
+                 attempts: int = 3) -> None:
+        self.stage = Stage(workdir)
+        self.config = self.stage.write_config(pace, attempts=attempts)
+        self.stage.install_shims()
+        self.stage.write_scenario(list(scenario) + HEALTHY)
+        self.sim = self.stage.start_sim(latency=NO_LATENCY, boot_seconds=pace.boot)
+        self.hook_ids = dict(zip((h.shim for h in HOOKS), self.stage.register_hooks(self.sim, self.config)))
+
+    def settle(self) -> None:
+        assert self.sim.settle(120), "hooks still running after 120 s"
+
+    def outage(self, host_ids: Sequence[int], gone: Sequence[int] = ()) -> None:
+        """Power cut and return; hosts in ``gone`` report their VMs gone (POWEROFF/monitor)."""
+        for host_id in host_ids:
+            self.sim.host_error(host_id)
+        self.settle()
+        for host_id in host_ids:
+            self.sim.host_monitored(host_id)
+            if host_id in gone:
+                self.sim.reconcile(host_id, running=set())
+        self.settle()
+
+    def state(self, vm_id: int) -> str:
+        return self.sim.vm(vm_id).state_name
+
+    def running(self, vm_id: int) -> bool:
+        vm = self.sim.vm(vm_id)
+        return vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING
+
+    def resumes(self) -> Counter:
+        return Counter(vm_id for _, vm_id, action, _ in self.sim.action_log if action == "resume")
+
+    def runs(self, shim: str) -> List:
+        return list(self.sim.hook_executions(self.hook_ids[shim]))
+
+    def reconnects(self) -> List:
+        """host-reconnect runs for hosts coming back from ERROR (not their first MONITORED)."""
+        return [r for r in self.runs("host-reconnect") if "was ERROR" in r.stdout]
+
+    def stop(self) -> None:
+        self.sim.stop()
+
+
+@pytest.fixture()
+def make_cloud(tmp_path) -> Iterator:
+    made: List[Cloud] = []
+
+    def make(scenario: Sequence[str] = (), **kw: object) -> Cloud:
+        cloud = Cloud(str(tmp_path / f"front-end{len(made)}"), scenario, **kw)  # type: ignore[arg-type]
+        made.append(cloud)
+        return cloud
+
+    yield make
+    for cloud in made:
+        cloud.stop()
+
+
+def test_outage_healed_vms_end_running(make_cloud) -> None:
+    c = make_cloud()
+    h1, h2 = c.sim.add_host("node-1"), c.sim.add_host("node-2")
+    vms = [c.sim.add_vm(f"vm{i}", (h1, h2)[i % 2], {"ONE_HOOKS_PRIORITY": str(i % 3)}) for i in range(6)]
+    c.outage([h1, h2], gone=[h2])          # node-2's VMs come back as POWEROFF (monitor)
+    assert all(c.running(v) for v in vms), [c.state(v) for v in vms]
+    assert set(c.resumes().values()) == {1} and sorted(c.resumes()) == vms
+    reconnects = c.reconnects()
+    assert len(reconnects) == 2 and {r.code for r in reconnects} == {0}
+    # During the outage every VM hook said it leaves the work to host-reconnect.
+    unknown = c.runs("vm-unknown")
+    assert len(unknown) == 6 and all("left to host-reconnect" in r.stdout for r in unknown)
+    assert len(c.runs("vm-poweroff")) == 3  # node-2's three VMs
+    log = open(c.stage.log).read()
+    assert "iSCSI gate HEALTHY" in log and c.sim.session.split(":")[1] not in log
+
+
+def test_broken_iscsi_blocks_the_host(make_cloud) -> None:
+    c = make_cloud(["node-bad session-P3 session-P1-failed"])
+    good, bad = c.sim.add_host("node-good"), c.sim.add_host("node-bad")
+    on_good = [c.sim.add_vm(f"g{i}", good) for i in range(2)]
+    on_bad = [c.sim.add_vm(f"b{i}", bad) for i in range(2)]
+    c.outage([good, bad])
+    assert all(c.running(v) for v in on_good)
+    assert all(c.state(v) == "ACTIVE/UNKNOWN" for v in on_bad)
+    assert not any(v in c.resumes() for v in on_bad)
+    [bad_run] = [r for r in c.reconnects() if "node-bad" in r.stdout]
+    assert bad_run.code == 1
+    assert "iqn.2000-01.example:tgt0" in bad_run.stdout          # the FAILED session's target
+    assert "iqn.1992-04.com.emc:cx.apm00191923511.a4" in bad_run.stdout  # the node record without a session
+
+
+def test_sessions_back_within_the_deadline(make_cloud) -> None:
+    c = make_cloud(["node-slow session-P3 session-P1-failed 2 session-P3-healthy"])
+    host = c.sim.add_host("node-slow")
+    vms = [c.sim.add_vm(f"s{i}", host) for i in range(3)]
+    c.outage([host])
+    assert all(c.running(v) for v in vms)
+    [run] = c.reconnects()
+    assert run.code == 0 and "iSCSI gate HEALTHY" in run.stdout
+
+
+def test_user_poweroff_opt_out_and_locked(make_cloud) -> None:
+    c = make_cloud()
+    host = c.sim.add_host("node-1")
+    normal = c.sim.add_vm("normal", host)
+    user_off = c.sim.add_vm("user-off", host)
+    opted_out = c.sim.add_vm("opted-out", host, {"ONE_HOOKS_RECOVER": "NO"})
+    locked = c.sim.add_vm("locked", host)
+    c.sim.user_poweroff(user_off)
+    c.settle()
+    c.sim.host_error(host)
+    c.settle()
+    c.sim.lock_vm(locked, 2)
+    c.sim.host_monitored(host)
+    c.sim.reconcile(host, running=set())
+    c.settle()
+    assert c.running(normal)
+    assert c.state(user_off) == "POWEROFF" and c.state(opted_out) == "POWEROFF"
+    assert c.state(locked) == "POWEROFF"
+    assert list(c.resumes()) == [normal]
+    [run] = c.reconnects()
+    assert run.code == 1 and f"onevm unlock {locked}" in run.stdout
+    poweroff_runs = {r.code for r in c.runs("vm-poweroff")}
+    assert poweroff_runs <= {0, 1}
+    # The user's poweroff fired the POWEROFF hook too: it read the last action and did nothing.
+    assert any("last action poweroff, not monitor" in r.stdout for r in c.runs("vm-poweroff"))
+
+
+def test_failed_deploy_retry_bound(make_cloud) -> None:
+    c = make_cloud(attempts=2)
+    host = c.sim.add_host("node-1")
+    vm = c.sim.add_vm("doomed", host)
+    c.sim.fail_deploys(100, vm_id=vm)
+    c.outage([host])
+    assert c.state(vm) == "ACTIVE/UNKNOWN"
+    assert c.resumes()[vm] == 2                    # [recovery] attempts = 2, then it stops
+    unknown = c.runs("vm-unknown")
+    gave_up = [r for r in unknown if "gave up after 2 resume attempts" in r.stdout]
+    assert len(gave_up) == 1 and gave_up[0].code == 1
+
+
+def test_two_host_hooks_at_once_resume_each_vm_once(make_cloud) -> None:
+    c = make_cloud()
+    host = c.sim.add_host("node-1")
+    vms = [c.sim.add_vm(f"vm{i}", host) for i in range(8)]
+    c.sim.host_error(host)
+    c.settle()
+    c.sim.host_monitored(host)  # fires host-reconnect once...
+    # ...and an operator re-runs the same hook twice while it runs (onehook retry).
+    shim = os.path.join(c.stage.remotes, "hooks", "one-hooks", "host-reconnect")
+    env = dict(os.environ, **c.stage.hook_env(c.sim))
+    host_payload = c.sim.events[-1].payload
+    extra = [subprocess.Popen([shim], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+             for _ in range(2)]
+    for proc in extra:
+        proc.communicate(base64.b64encode(host_payload.encode()), timeout=120)
+    c.settle()
+    assert all(c.running(v) for v in vms)
+    assert c.resumes() == Counter({v: 1 for v in vms})
+    assert all(p.returncode == 0 for p in extra)
+
+
+def test_bad_payloads_reach_nothing(make_cloud) -> None:
+    c = make_cloud()
+    host = c.sim.add_host("node-1")
+    c.sim.add_vm("vm", host)
+    c.sim.host_error(host)
+    c.settle()
+    calls_before = dict(c.sim.calls)
+    env = dict(os.environ, **c.stage.hook_env(c.sim))
+    good = base64.b64encode(c.sim.events[-1].payload.encode())
+    bad: Dict[str, bytes] = {
+        "garbage": b"\x00\x01\xff", "truncated": good[: len(good) // 3], "non-base64": b"%%%%",
+        "non-xml": base64.b64encode(b"{\"VM\": 1}"), "oversized": b"QUFB" * (1024 * 1024 + 1),
+    }
+    for kind, data in bad.items():
+        shim = os.path.join(c.stage.remotes, "hooks", "one-hooks", "vm-unknown")
+        result = subprocess.run([shim], input=data, capture_output=True, env=env, timeout=60)
+        assert result.returncode == 2, (kind, result.stdout, result.stderr)
+        assert len(result.stdout.splitlines()) == 1, kind
+    shim = os.path.join(c.stage.remotes, "hooks", "one-hooks", "host-reconnect")
+    result = subprocess.run([shim], input=good, capture_output=True, env=env, timeout=60)
+    assert result.returncode == 2 and b"expected a HOST document" in result.stdout
+    assert c.sim.action_log == []
+    assert dict(c.sim.calls) == calls_before  # not one call reached oned
