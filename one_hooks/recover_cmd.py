@@ -20,7 +20,7 @@ from typing import List
 from . import audit
 from .audit import Reporter
 from .config import Config
-from .errors import UsageError
+from .errors import OnedNotFound, UsageError
 from .model import Host, HostState
 from .recovery import build_engine
 
@@ -64,7 +64,13 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
 def _hosts(oned: object, wanted: List[str], out: Reporter) -> List[Host]:
     """The hosts named (each must exist), or every MONITORED host."""
     if wanted:
-        return [oned.find_host(name) for name in wanted]  # type: ignore[attr-defined]
+        hosts = []
+        for name in wanted:
+            try:
+                hosts.append(oned.find_host(name))  # type: ignore[attr-defined]
+            except OnedNotFound:
+                raise UsageError(f"recover: no host {name!r} in oned") from None
+        return hosts
     hosts: List[Host] = []
     for host in oned.host_pool():  # type: ignore[attr-defined]
         if host.state == HostState.MONITORED:
