@@ -278,7 +278,7 @@ def plan_install(pool: Sequence[Hook], config: Config) -> HookPlan:
 
 def plan_uninstall(pool: Sequence[Hook]) -> HookPlan:
     """Delete every hook carrying one of our names, and nothing else."""
-    actions = [HookAction("delete", spec, h.id, ("uninstall",))
+    actions = [HookAction("delete", spec, h.id, ("one of ours, by NAME",))
                for h in sorted(pool, key=lambda h: h.id)
                for spec in HOOKS if h.name == spec.name]
     return HookPlan(tuple(actions))

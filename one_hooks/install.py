@@ -278,6 +278,8 @@ class Context:
     python: str
     config_written: bool = False
     extra_lines: List[str] = field(default_factory=list)
+    #: directories created (or, in a dry run, that would be) by this run
+    made_dirs: List[str] = field(default_factory=list)
 
     def oned(self) -> Any:
         """The oned door (built on first use)."""
@@ -326,7 +328,7 @@ def _missing_dirs(ctx: Context, path: str) -> List[str]:
     """``path`` and its parents that do not exist yet, outermost first."""
     missing = []
     probe = path
-    while probe and probe != "/" and not os.path.isdir(ctx.layout.fs(probe)):
+    while probe and probe != "/" and probe not in ctx.made_dirs and not os.path.isdir(ctx.layout.fs(probe)):
         missing.append(probe)
         probe = os.path.dirname(probe)
     return list(reversed(missing))
@@ -336,6 +338,7 @@ def _make_dir(ctx: Context, directory: str, owner: Optional[Tuple[int, int]]) ->
     uid, gid = owner if owner else (None, None)
     ctx.steps.do(f"create directory {directory}",
                  lambda: fsio.make_dirs(ctx.layout.fs(directory), 0o755, uid, gid))
+    ctx.made_dirs.append(directory)
 
 
 def _ensure_dir(ctx: Context, manifest: Manifest, path: str, owner: Optional[Tuple[int, int]]) -> None:
