@@ -559,3 +559,180 @@ def test_adapter_does_not_import_pyone() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert oned_mod.__doc__ and "pyone" in oned_mod.__doc__
+
+
+# --- against the simulated oned (one_hooks.sim, fixture ``sim`` from tests/plugin_sim.py) ----
+
+
+def sim_client(sim: Any, **kwargs: Any) -> Oned:
+    section = OnedSection(endpoint=sim.endpoint, auth_file=str(sim.auth_file),
+                          timeout=kwargs.pop("timeout", 5.0), retries=kwargs.pop("retries", 0),
+                          retry_delay=kwargs.pop("retry_delay", 1.0))
+    return Oned.from_config(section, sleep=kwargs.pop("sleep", lambda _s: None))
+
+
+HOOK_TEMPLATE = ('NAME = "adapter-test"\nTYPE = "state"\nCOMMAND = "/bin/true"\n'
+                 'ARGUMENTS = "$TEMPLATE"\nARGUMENTS_STDIN = "yes"\nRESOURCE = "VM"\n'
+                 'ON = "CUSTOM"\nSTATE = "POWEROFF"\nLCM_STATE = "LCM_INIT"\n')
+
+
+def test_sim_hosts_vms_and_an_outage(sim: Any) -> None:
+    node1, node2 = sim.add_host("node1"), sim.add_host("node2")
+    web, db, other = sim.add_vm("web", node1), sim.add_vm("db", node1), sim.add_vm("x", node2)
+    client = sim_client(sim)
+    assert client.version() == sim.version
+    host = client.host_info(node1)
+    assert (host.name, host.state, sorted(host.vm_ids)) == ("node1", HostState.MONITORED, sorted([web, db]))
+    assert [h.name for h in client.host_pool()] == ["node1", "node2"]
+    assert client.find_host("node2").id == node2 and client.find_host(str(node1)).name == "node1"
+    assert sorted(v.id for v in client.vm_pool()) == sorted([web, db, other])
+    assert sorted(v.id for v in client.vm_pool(host_id=node1)) == sorted([web, db])
+
+    sim.host_error(node1)
+    assert client.host_info(node1).state == HostState.ERROR
+    assert client.vm_info(web).state_name == "ACTIVE/UNKNOWN"
+    assert client.vm_info(other).state_name == "ACTIVE/RUNNING"
+    sim.host_monitored(node1)
+    sim.reconcile(node1, running=set())  # the node rebooted: both VMs gone
+    assert sim.settle()
+    vm = client.vm_info(db)
+    assert vm.state == VmState.POWEROFF and vm.history is not None
+    assert vm.history.action == HistoryAction.MONITOR and vm.host_id == node1
+    client.vm_action("resume", db)
+    assert sim.settle()
+    vm = client.vm_info(db)
+    assert vm.state_name == "ACTIVE/RUNNING" and vm.history is not None and vm.history.seq == 1
+    assert client.calls == sum(sim.calls.values())
+
+
+def test_sim_hook_calls(sim: Any) -> None:
+    client = sim_client(sim)
+    hook_id = client.hook_allocate(HOOK_TEMPLATE)
+    (hook,) = [h for h in client.hook_pool() if h.id == hook_id]
+    assert hook.name == "adapter-test" and hook.template["STATE"] == "POWEROFF"
+    client.hook_update(hook_id, HOOK_TEMPLATE.replace('"/bin/true"', '"/bin/echo"')
+                       .replace('NAME = "adapter-test"\nTYPE = "state"\n', ""))
+    info = client.hook_info(hook_id)
+    assert info.template["COMMAND"] == "/bin/echo" and info.log == ()
+    client.hook_delete(hook_id)
+    with pytest.raises(OnedNotFound) as err:
+        client.hook_info(hook_id)
+    assert err.value.ids == (hook_id,)
+
+
+def test_sim_hook_log_is_decoded(sim: Any) -> None:
+    node = sim.add_host("node1")
+    vm_id = sim.add_vm("web", node)
+    client = sim_client(sim)
+    hook_id = client.hook_allocate(HOOK_TEMPLATE.replace('"/bin/true"', '"/bin/echo"')
+                                   .replace('ARGUMENTS_STDIN = "yes"\n', ""))
+    sim.host_error(node)
+    sim.host_monitored(node)
+    sim.reconcile(node, running=set())
+    assert sim.settle()
+    (execution,) = client.hook_info(hook_id).log
+    assert execution.code == 0
+    # echo printed the base64 payload it got as its argument; STDOUT came back base64 on the wire.
+    payload = execution.stdout.strip()
+    assert payload == execution.arguments
+    from one_hooks.xmlparse import decode_payload
+    vm = decode_payload(payload)
+    assert isinstance(vm, type(client.vm_info(vm_id))) and vm.id == vm_id
+    assert vm.prev_lcm_state == LcmState.SHUTDOWN_POWEROFF
+
+
+def test_sim_clusters_and_templates(sim: Any) -> None:
+    node = sim.add_host("node1", template={"KVM_CPU_MODEL": "EPYC"})
+    client = sim_client(sim)
+    assert client.cluster_info(0).name == "default" and node in client.cluster_info(0).host_ids
+    assert [c.id for c in client.cluster_pool()] == [0]
+    client.update_template("cluster", 0, 'CPU_MODEL = [ MODEL = "host-passthrough" ]', append=True)
+    assert etree.fromstring(client.template_xml("cluster", 0)).findtext("CPU_MODEL/MODEL") == \
+        "host-passthrough"
+    client.update_template("host", node, 'ONE_HOOKS_TEST = "yes"', append=True)
+    host = client.host_info(node)
+    assert host.template["ONE_HOOKS_TEST"] == "yes" and host.template["KVM_CPU_MODEL"] == "EPYC"
+    client.update_template("host", node, 'ONLY = "this"', append=False)
+    assert dict(client.host_info(node).template) == {"ONLY": "this"}
+    with pytest.raises(OnedNotFound):
+        client.cluster_info(77)
+
+
+def test_sim_error_classes(make_sim: Any) -> None:
+    sim = make_sim()
+    node = sim.add_host("node1")
+    vm_id = sim.add_vm("web", node)
+    client = sim_client(sim)
+    with pytest.raises(OnedAuthError):
+        Oned(sim.endpoint, "oneadmin:not-the-password").version()
+    with pytest.raises(OnedNotFound):
+        client.vm_info(vm_id + 100)
+    with pytest.raises(OnedActionRefused, match="not available for state RUNNING"):
+        client.vm_action("resume", vm_id)
+    sim.host_error(node)
+    sim.lock_vm(vm_id)
+    with pytest.raises(OnedLocked) as locked:
+        client.vm_action("resume", vm_id)
+    assert locked.value.ids == (vm_id,) and not locked.value.transient
+    with pytest.raises(OnedApiError) as api:
+        client.hook_allocate('NAME = "no-command"\nTYPE = "state"\n')
+    assert api.value.code == 0x4000
+    for code, cls in ((0x200, OnedAuthError), (0x1000, OnedApiError), (0x2000, OnedInternalError)):
+        sim.inject("one.host.info", code=code)
+        with pytest.raises(cls):
+            client.host_info(node)
+    with pytest.raises(OnedApiError, match="not defined"):
+        client._read("one.nosuch.info")
+    assert sim.session.partition(":")[2] not in repr(client)
+
+
+def test_sim_transport_failures_and_retries(make_sim: Any) -> None:
+    sim = make_sim()
+    node = sim.add_host("node1")
+    vm_id = sim.add_vm("web", node)
+    waits: List[float] = []
+    client = sim_client(sim, retries=3, retry_delay=0.5, sleep=waits.append, timeout=0.5)
+    sim.inject("one.vm.info", kind="drop")
+    sim.inject("one.vm.info", code=0x2000)
+    assert client.vm_info(vm_id).id == vm_id and waits == [0.5, 1.0]
+    sim.inject("one.vm.info", kind="timeout", hang=5)
+    assert client.vm_info(vm_id).id == vm_id
+    sim.host_error(node)
+    before = sim.calls.get("one.vm.action", 0)
+    sim.inject("one.vm.action", kind="drop")
+    with pytest.raises(OnedUnreachable):
+        client.vm_action("resume", vm_id)
+    assert sim.calls["one.vm.action"] == before + 1  # sent once, not again
+    sim.inject("one.vm.action", kind="timeout", hang=5)
+    with pytest.raises(OnedUnreachable, match="no answer within 0.5 s"):
+        client.vm_action("resume", vm_id)
+    assert sim.calls["one.vm.action"] == before + 2
+    assert sim.vm(vm_id).lcm_state == LcmState.UNKNOWN  # nothing was resumed behind our back
+
+
+def test_sim_parallel_resumes_with_real_latency(make_sim: Any) -> None:
+    from one_hooks.sim import REAL_LATENCY
+
+    sim = make_sim(latency=REAL_LATENCY)
+    node = sim.add_host("node1")
+    vm_ids = [sim.add_vm(f"vm{i}", node) for i in range(32)]
+    sim.host_error(node)
+    sim.host_monitored(node)
+    client = sim_client(sim)
+    errors: List[BaseException] = []
+
+    def resume(chunk: List[int]) -> None:
+        try:
+            for vm_id in chunk:
+                client.vm_action("resume", vm_id)
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=resume, args=(vm_ids[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and client.calls == 32 == sim.calls["one.vm.action"]
+    assert sim.settle()
+    assert {v.state_name for v in client.vm_pool(host_id=node)} == {"ACTIVE/RUNNING"}
