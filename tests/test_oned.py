@@ -415,6 +415,15 @@ def test_connection_refused_is_transient_and_retried() -> None:
     assert waits == [0.5, 1.0, 2.0] and client.calls == 4
 
 
+def test_https_endpoint_and_url_credentials_in_errors() -> None:
+    port = closed_port()
+    for url in (f"https://127.0.0.1:{port}/RPC2", f"http://oneadmin:urlpass@127.0.0.1:{port}/RPC2"):
+        with pytest.raises(OnedUnreachable) as info:
+            Oned(url, SESSION, timeout=2).host_info(0)
+        assert "urlpass" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+        assert info.value.ids == (0,)
+
+
 def test_read_retry_recovers_after_transient_errors(fake: FakeOned, sleeps: List[float]) -> None:
     client = Oned(fake.endpoint, SESSION, retries=4, retry_delay=0.25, sleep=sleeps.append)
     fake.fail("one.vm.info", 0x2000, "[one.vm.info] database is locked", times=2)
