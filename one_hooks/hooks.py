@@ -24,15 +24,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, BinaryIO, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional, Union
 
 from . import audit
 from .audit import Reporter
 from .config import Config
 from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
 from .model import HistoryAction, Host, HostState, LcmState, Resource, Vm, VmState
-from .recovery import Engine, build_engine
 from .xmlparse import MAX_PAYLOAD_BYTES, decode_payload, expect_resource
+
+if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
+    from .recovery import Engine
 
 EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff")
 
@@ -82,7 +84,9 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         host = expect_resource(payload, Resource.HOST)
         out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
                  f"was {host.prev_state.name}")
-        with _engine(config, out, oned, gate, "host-reconnect", True, clock, sleep, wall) as engine:
+        from .recovery import build_engine
+        with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect", settle=True,
+                          clock=clock, sleep=sleep, wall=wall) as engine:
             report = engine.recover_host(host.id, settle=True)
         out.line(f"host-reconnect: host {host.id}: {report.summary()}")
         return report.exit_code
@@ -99,16 +103,25 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     if vm.host_id is None:
         out.line(f"{event}: VM {vm.id}: never deployed, nothing to do")
         return EXIT_OK
-    with _engine(config, out, oned, gate, event, False, clock, sleep, wall) as engine:
-        host = engine.call(engine.oned.host_info, vm.host_id)
-        if host.state != HostState.MONITORED:
-            out.line(f"{event}: VM {vm.id}: host {host.name} is {host.state.name}: "
-                     "left to host-reconnect")
-            return EXIT_OK
+    # Most VM events of an outage end here (host still in ERROR): decide that with
+    # one call, before building the engine, the gate and their imports.
+    if oned is None:
+        from .oned import Oned
+        oned = Oned.from_config(config.oned)
+    host = oned.host_info(vm.host_id)
+    if host.state != HostState.MONITORED:
+        out.line(f"{event}: VM {vm.id}: host {host.name} is {host.state.name}: "
+                 "left to host-reconnect")
+        return EXIT_OK
+    from .recovery import build_engine
+    with build_engine(config, out, oned=oned, gate=gate, who=event, clock=clock, sleep=sleep,
+                      wall=wall) as engine:
         retry = event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN
         if retry and not _wait_for_retry(vm, engine, out, wall, sleep):
             return EXIT_FAILED
-        report = engine.recover_host(host.id, only=[vm.id], retry=retry)
+        # After a retry wait the host is read again; otherwise the read above is fresh.
+        report = engine.recover_host(host.id, only=[vm.id], retry=retry,
+                                     known_host=None if retry else host)
     out.line(f"{event}: VM {vm.id}: {report.summary()}")
     return report.exit_code
 
@@ -135,10 +148,3 @@ def _prev_name(vm: Vm) -> str:
     if vm.prev_state == VmState.ACTIVE:
         return f"ACTIVE/{vm.prev_lcm_state.name}"
     return vm.prev_state.name
-
-
-def _engine(config: Config, out: Reporter, oned: Any, gate: Any, who: str, settle: bool,
-            clock: Callable[[], float], sleep: Callable[[float], None],
-            wall: Callable[[], float]) -> Engine:
-    return build_engine(config, out, oned=oned, gate=gate, who=who, settle=settle,
-                        clock=clock, sleep=sleep, wall=wall)

@@ -222,14 +222,16 @@ class Engine:
         return self.report
 
     def recover_host(self, host_id: int, only: Optional[Iterable[int]] = None,
-                     retry: bool = False, settle: bool = False) -> Report:
+                     retry: bool = False, settle: bool = False,
+                     known_host: Optional[Host] = None) -> Report:
         """Recover the candidates of one host (or just the VMs in ``only``).
 
         ``retry`` marks the UNKNOWN hook's re-run after a failed deploy: the
         ledger's record of an earlier attempt then does not stop the resume.
+        ``known_host`` is a host record the caller has just read (saves a call).
         """
         started = self.clock()
-        host = self.call(self.oned.host_info, host_id)
+        host = known_host if known_host is not None else self.call(self.oned.host_info, host_id)
         wanted = sorted(set(only)) if only is not None else None
         if wanted is not None:
             vms = [self.call(self.oned.vm_info, vm_id) for vm_id in wanted]

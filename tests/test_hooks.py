@@ -252,3 +252,15 @@ def test_shims_pass_shellcheck() -> None:
     shims = [os.path.join(shim_dir, n) for n in ("host-reconnect", "vm-unknown", "vm-poweroff")]
     result = subprocess.run(["shellcheck", "-s", "sh", *shims], capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+def test_hook_path_does_not_import_pyone(conf: str) -> None:
+    env = dict(os.environ, ONE_HOOKS_CONFIG=conf, PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "one_hooks", "hook", "vm-unknown"],
+                            input=GOOD_VM, capture_output=True, env=env, timeout=60)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "one_hooks.oned" in imported and "one_hooks.xmlparse" in imported  # it got that far
+    assert not any(name == "pyone" or name.startswith("pyone.") for name in imported)
+    # oned unreachable: the host state is unknown, so nothing more was loaded.
+    assert "one_hooks.recovery" not in imported and "one_hooks.gate" not in imported
