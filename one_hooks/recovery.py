@@ -189,6 +189,8 @@ class Engine:
         self.report = Report()
         self._by = f"{who}[{os.getpid()}]"
         self._gated: Dict[int, bool] = {}
+        self._to_settle = 0  # VMs sent to act on in this run (progress: done/total)
+        self._settled = 0
         self._lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._snapshot: Tuple[int, float, Optional[Dict[int, Vm]]] = (0, 0.0, None)
@@ -265,6 +267,8 @@ class Engine:
             for d in host_plan.to_resume:
                 self._result(d, host, Outcome.PLANNED, f"dry run: {d.reason}")
             return
+        with self._lock:
+            self._to_settle += len(host_plan.to_resume)
         waiting: List[_Pending] = []
         for tier in tiers:
             tier_start = self.clock()
@@ -509,7 +513,10 @@ class Engine:
     def _finish(self, d: Decision, host: Host, outcome: Outcome, reason: str,
                 vm: Optional[Vm] = None, attempts: int = 0, seconds: float = 0.0) -> None:
         """Record a final outcome and say it."""
-        text = f"VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
+        with self._lock:
+            self._settled += 1
+            progress = f"[{self._settled}/{max(self._to_settle, self._settled)}] "
+        text = f"{progress}VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
         if outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
             self.out.line(text)
         elif outcome == Outcome.LOCKED:
