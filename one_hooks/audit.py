@@ -15,6 +15,9 @@ from .config import LogSection
 
 LOGGER_NAME = "one_hooks"
 
+#: C0 control characters (and DEL) shown escaped, e.g. a newline as ``\\n``.
+_CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F)}
+
 
 def setup(section: LogSection, program: str) -> logging.Logger:
     """Configure the package logger once, from ``[log]``.
@@ -57,6 +60,9 @@ class Reporter:
 
     def line(self, text: str, level: int = logging.INFO) -> None:
         """Record one decision."""
+        # Names come from oned (a VM NAME may hold a newline): one decision stays one line,
+        # so a name cannot forge a second line in onehook show or the log.
+        text = text.translate(_CONTROL_ESCAPES)
         self.lines.append(text)
         if self.echo:
             print(text, file=self.out, flush=True)

@@ -13,8 +13,11 @@ must be one line.
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -159,3 +162,75 @@ def test_the_mutants_reach_every_layer() -> None:
     inputs: List[bytes] = list(mutants(VM_XML, 99, 2000, XML_TOKENS))
     ok, bad = _run(inputs, Resource.VM, encode=True)
     assert ok > 200 and bad > 200, (ok, bad)
+
+
+# --- through the real command ---------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _hook_config(tmp: Path, sim) -> Path:
+    config = tmp / "one-hooks.conf"
+    config.write_text(f"[oned]\nendpoint = {sim.endpoint}\nauth_file = {sim.auth_file}\n"
+                      f"[iscsi]\ncheck = no\n[recovery]\nstate_dir = {tmp / 'state'}\n"
+                      f"settle_seconds = 0\n[log]\nfile = {tmp / 'one-hooks.log'}\n")
+    return config
+
+
+def _run_hook(event: str, stdin: bytes, config: Path) -> "subprocess.CompletedProcess[bytes]":
+    return subprocess.run([sys.executable, "-m", "one_hooks", "hook", event], input=stdin,
+                          capture_output=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "ONE_HOOKS_CONFIG": str(config)})
+
+
+def _tree(path: Path) -> Dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()} if path.exists() else {}
+
+
+def test_real_hook_command_on_a_sample_of_bad_payloads(tmp_path: Path, sim) -> None:
+    """exit 2, one line (no traceback), not one call to oned, no state file touched."""
+    host = sim.add_host("dummy-host-1")
+    sim.add_vm("vm-outage-test", host)
+    assert sim.settle(10)
+    config = _hook_config(tmp_path, sim)
+    calls_before = dict(sim.calls)
+    state_before = _tree(tmp_path / "state")
+    sample: List[Tuple[str, bytes]] = []
+    candidates = [("vm-unknown", VM_XML, Resource.VM), ("vm-poweroff", VM_XML, Resource.VM),
+                  ("host-reconnect", HOST_XML, Resource.HOST)]
+    for event, seeds, resource in candidates:
+        for data in mutants(seeds, 2026, 400, XML_TOKENS):
+            try:
+                _hook_path(base64.b64encode(data), resource)
+            except PayloadError:
+                sample.append((event, base64.b64encode(data)))
+                if sum(e == event for e, _ in sample) == 5:
+                    break
+    sample += [("vm-unknown", b""), ("vm-poweroff", b"\xff\xfe not base64"),
+               ("host-reconnect", SEEDS_B64["vm-unknown-prev-running"])]  # a VM sent to a HOST hook
+    for event, stdin in sample:
+        proc = _run_hook(event, stdin, config)
+        output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+        assert proc.returncode == 2, (event, output)
+        assert len(output.strip().splitlines()) == 1, (event, output)
+        assert "Traceback" not in output
+    assert dict(sim.calls) == calls_before  # bad input: oned is not even asked
+    assert sim.action_log == []
+    assert _tree(tmp_path / "state") == state_before
+
+
+def test_a_vm_name_cannot_forge_a_second_line(tmp_path: Path, sim) -> None:
+    """A NAME holding a newline stays inside its one decision line, on stdout and in the log."""
+    host = sim.add_host("dummy-host-1")
+    sim.add_vm("vm-outage-test", host)
+    assert sim.settle(10)
+    sim.host_error(host)
+    assert sim.settle(10)
+    config = _hook_config(tmp_path, sim)
+    xml = SEEDS_XML["vm-unknown-prev-running"].replace(
+        b"<NAME>vm-outage-test</NAME>", b"<NAME>vm\nFORGED: resume accepted</NAME>", 1)
+    proc = _run_hook("vm-unknown", base64.b64encode(xml), config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for text in (proc.stdout.decode(), (tmp_path / "one-hooks.log").read_text()):
+        assert "vm\\nFORGED" in text
+        assert not any(line.startswith("FORGED") for line in text.splitlines()), text
