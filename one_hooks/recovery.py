@@ -219,8 +219,16 @@ class Engine:
             return self.report
         with concurrent.futures.ThreadPoolExecutor(
                 max_workers=min(len(host_ids), 32), thread_name_prefix="host") as hosts:
-            for future in [hosts.submit(self.recover_host, h) for h in host_ids]:
-                future.result()
+            futures = {h: hosts.submit(self.recover_host, h) for h in host_ids}
+            for host_id, future in futures.items():
+                try:
+                    future.result()
+                except OneHooksError as exc:
+                    # One host's trouble (oned refusing its reads, a lock held too
+                    # long) must not stop the others; the run still exits 1.
+                    self.out.error(f"host {host_id}: not recovered: {exc}")
+                    with self._lock:
+                        self.report.problems.append(f"host {host_id}: {exc}")
         return self.report
 
     def recover_host(self, host_id: int, only: Optional[Iterable[int]] = None,

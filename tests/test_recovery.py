@@ -425,3 +425,13 @@ def test_report_table_and_json(world: World) -> None:
     assert [v["outcome"] for v in data["vms"]] == ["running", "skipped"]
     assert data["exit_code"] == 0
     assert "1 running" in report.summary() and "1 skipped" in report.summary()
+
+
+def test_one_host_failing_does_not_stop_the_others(world: World) -> None:
+    good = _host_with_vms(world, 2, name="good")
+    world.outage(good)
+    with world.engine() as engine:
+        report = engine.recover_hosts([good, 99])   # host 99 does not exist
+    assert report.exit_code == 1
+    assert any(p.startswith("host 99:") for p in report.problems)
+    assert sorted(world.resumes()) == [0, 1]

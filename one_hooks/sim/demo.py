@@ -409,7 +409,8 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
     try:
         host_ids = [sim.add_host(f"node-{i + 1}") for i in range(hosts)]  # type: ignore[attr-defined]
         vm_ids = [sim.add_vm(f"vm-{n}", host_ids[n % hosts]) for n in range(vms)]  # type: ignore[attr-defined]
-        oned = Oned(sim.endpoint, sim.session, timeout=60)  # type: ignore[attr-defined]
+        oned = Oned(sim.endpoint, sim.session, timeout=60, retries=config.oned.retries,  # type: ignore[attr-defined]
+                    retry_delay=config.oned.retry_delay)
         p(f"simulated oned {sim.endpoint}: {hosts} hosts, {vms} VMs, oned latency "  # type: ignore[attr-defined]
           f"{REAL_LATENCY.serial * 1000:.0f}+{REAL_LATENCY.parallel * 1000:.0f} ms per call, "
           f"boot {NORMAL.boot:g} s; iSCSI gate off (this compares resumes)")
