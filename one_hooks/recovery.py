@@ -194,6 +194,7 @@ class Engine:
         self._lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._snapshot: Tuple[int, float, Optional[Dict[int, Vm]]] = (0, 0.0, None)
+        self._fetch_cost = 0.0
         # Orders resumes and looks: a look begun before a resume proves nothing about it.
         self._events = itertools.count(1)
         self._workers = concurrent.futures.ThreadPoolExecutor(
@@ -246,7 +247,9 @@ class Engine:
         if wanted is not None:
             vms = [self.call(self.oned.vm_info, vm_id) for vm_id in wanted]
         else:
-            vms = [vm for vm in self._pool_after(next(self._events)).values() if vm.host_id == host.id]
+            # Any pool read of this run will do for the plan: each VM is read
+            # again under the host lock right before it is acted on.
+            vms = [vm for vm in self._pool_after(0).values() if vm.host_id == host.id]
         if host.state != HostState.MONITORED:
             self.out.line(f"host {host.id} ({host.name}) is {host.state.name}, not MONITORED: "
                           "nothing resumed there now, host-reconnect will run when it is back")
@@ -327,8 +330,11 @@ class Engine:
     # --- acting on one VM ---------------------------------------------------
 
     def _reread(self, host: Host, tier: Sequence[Decision]) -> Dict[int, Vm]:
-        """The tier's VMs as oned has them now ({} for one VM, or when the pool call fails)."""
-        if len(tier) < 2:
+        """The tier's VMs as oned has them now ({}: read them one by one).
+
+        A few VMs are cheaper to read one by one than the whole pool.
+        """
+        if len(tier) < 4:
             return {}
         try:
             return {vm.id: vm for vm in self._pool_after(next(self._events)).values()
@@ -455,7 +461,10 @@ class Engine:
                 return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
             with self._snapshot_lock:
                 taken, when, snapshot = self._snapshot
-                if snapshot is None or self.clock() - when >= self.timing.poll_interval * 0.9:
+                # Polling must not crowd out the resumes: a pool call that took t
+                # seconds is not repeated within 4 t (oned stays >= 80 % free).
+                gap = max(self.timing.poll_interval, 4 * self._fetch_cost) * 0.9
+                if snapshot is None or self.clock() - when >= gap:
                     taken, when, snapshot = self._fetch()
             return taken, {i: snapshot[i] for i in vm_ids if i in snapshot}
         except OnedError as exc:
@@ -478,6 +487,7 @@ class Engine:
         """One pool call; caller holds the snapshot lock."""
         taken, when = next(self._events), self.clock()
         snapshot = {vm.id: vm for vm in self.oned.vm_pool()}
+        self._fetch_cost = max(0.0, self.clock() - when)
         self._snapshot = (taken, when, snapshot)
         return taken, when, snapshot
 
