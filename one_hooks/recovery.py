@@ -349,7 +349,7 @@ class Engine:
         try:
             vm = known if known is not None else self.oned.vm_info(planned.vm_id)
         except OnedNotFound:
-            self._result(planned, host, Outcome.HANDLED, "VM no longer exists", after="DONE")
+            self._finish(planned, host, Outcome.HANDLED, "VM no longer exists")
             return None
         except OnedError as exc:
             self._finish(planned, host, Outcome.FAILED, f"cannot re-read before resume: {exc}")
