@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from . import fsio
-from .errors import LockBusy
+from .errors import ConfigError, LockBusy
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,10 @@ class Ledger:
 
     def _path(self, kind: str, name: str) -> str:
         directory = os.path.join(self.state_dir, kind)
-        fsio.make_dirs(directory, 0o750)
+        try:
+            fsio.make_dirs(directory, 0o750)
+        except OSError as exc:
+            raise _unusable(directory, exc) from None
         return os.path.join(directory, name)
 
     # --- attempts ---------------------------------------------------------
@@ -90,8 +93,12 @@ class Ledger:
         before = self.get(vm_id)
         after = Attempts(int(vm_id), before.count + 1, before.first or now, now, by)
         body = {"count": after.count, "first": after.first, "last": after.last, "by": by}
-        fsio.atomic_write(self._path("attempts", f"vm-{int(vm_id)}.json"),
-                          json.dumps(body).encode("utf-8"), fsio.FileMeta(0o640, os.getuid(), os.getgid()))
+        path = self._path("attempts", f"vm-{int(vm_id)}.json")
+        try:
+            fsio.atomic_write(path, json.dumps(body).encode("utf-8"),
+                              fsio.FileMeta(0o640, os.getuid(), os.getgid()))
+        except OSError as exc:
+            raise _unusable(path, exc) from None
         return after
 
     def clear(self, vm_id: int) -> None:
@@ -113,7 +120,10 @@ class Ledger:
         path = self._path("locks", f"host-{int(host_id)}.lock")
         # The lock file carries no content, only the lock: opening it for
         # writing is not a content write, so it does not go through fsio.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise _unusable(path, exc) from None
         try:
             deadline = clock() + timeout
             while True:
@@ -133,3 +143,9 @@ class Ledger:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _unusable(path: str, exc: OSError) -> ConfigError:
+    """A state directory we cannot write: an installation problem, said in one line."""
+    return ConfigError(f"{path}: {exc.strerror} (is [recovery] state_dir writable by oneadmin?)",
+                       key="recovery")

@@ -18,6 +18,7 @@ import pytest
 from one_hooks import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.errors import (
+    ConfigError,
     OnedActionRefused, OnedApiError, OnedError, OnedLocked, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.iscsi import Status, Verdict
@@ -435,3 +436,14 @@ def test_one_host_failing_does_not_stop_the_others(world: World) -> None:
     assert report.exit_code == 1
     assert any(p.startswith("host 99:") for p in report.problems)
     assert sorted(world.resumes()) == [0, 1]
+
+
+def test_state_dir_not_writable_is_one_clear_error(world: World, tmp_path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be\n")
+    ledger = Ledger(str(blocker / "state"))
+    with pytest.raises(ConfigError, match="state_dir"):
+        ledger.record(1, "test")
+    with pytest.raises(ConfigError, match="state_dir"):
+        with ledger.host_lock(0, 1):
+            pass
