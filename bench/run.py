@@ -64,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
     args = parser.parse_args(argv)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
         (lambda *a: print(*a, flush=True))
@@ -132,6 +133,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": machine(),
         "bench_seconds": _r(time.monotonic() - began, 1),
     }
+    if args.save:
+        with open(args.save, "w") as fh:
+            json.dump(result, fh, sort_keys=True, indent=1)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

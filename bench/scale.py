@@ -1,7 +1,7 @@
 """Benchmark 4: how hook cost and storm time grow with the size of the cloud.
 
-For each size N (VMs), a cloud of N / ``VMS_PER_HOST`` hosts (clouds grow by
-adding hosts), with the simulator's latencies divided by
+For each size N (VMs), a cloud of ``HOSTS`` hosts with N / ``HOSTS`` VMs
+each, with the simulator's latencies divided by
 ``LATENCY_DIVISOR`` so that 10,000 resumes do not take minutes of pure
 waiting (the lower bound is scaled the same way, so ratios stay meaningful):
 
@@ -33,7 +33,8 @@ from storm import lower_bound
 
 from one_hooks.sim import Latency
 
-VMS_PER_HOST = 100
+#: Fixed, so the number of hook processes stays the same and only the cloud grows.
+HOSTS = 10
 LATENCY_DIVISOR = 10.0
 SAMPLE_HOOKS = 5
 #: a storm that is not over after this long is reported as "> limit"
@@ -67,7 +68,7 @@ class ScaleResult:
 
     rows: List[ScaleRow]
     latency_divisor: float
-    note: str = field(default="VM hooks not registered in the storm; one host-reconnect hook per host")
+    note: str = field(default=f"{HOSTS} hosts; VM hooks not registered in the storm, one host-reconnect hook per host")
 
     @staticmethod
     def _exponent(n1: int, t1: Optional[float], n2: int, t2: Optional[float]) -> Optional[float]:
@@ -125,7 +126,7 @@ def _drop_vm_hooks(cloud: BenchCloud) -> None:
 
 def run_size(vms: int, latency: Latency, boot_seconds: float) -> ScaleRow:
     """Storm and hook cost at one size."""
-    hosts = max(1, vms // VMS_PER_HOST)
+    hosts = min(HOSTS, vms)
     cloud = BenchCloud(latency, boot_seconds, Tuning(), install=False)
     try:
         layout = cloud.populate(hosts, vms // hosts)
