@@ -74,7 +74,6 @@ class Stage:
         self.state = os.path.join(workdir, "state")
         self.auth = os.path.join(workdir, "one_auth")
         fsio.make_dirs(workdir, 0o700)
-        self.hook_env_cached: Dict[str, str] = {}
 
     def install_shims(self, python: str = sys.executable) -> None:
         """Copy the shipped shims under ``remotes/hooks/one-hooks`` with the interpreter filled in."""
@@ -372,7 +371,7 @@ def _wait_all_running(oned: object, vm_ids: Sequence[int], limit: float = 600.0)
     return False
 
 
-def hook_cpu(stage: Stage, payloads: Sequence[bytes], event: str) -> float:
+def hook_cpu(stage: Stage, hook_env: Dict[str, str], payloads: Sequence[bytes], event: str) -> float:
     """Mean CPU seconds (user + system) of one hook process, run through its shim.
 
     ``event`` empty: a bare ``python -c pass`` per payload, the interpreter's own cost.
@@ -384,7 +383,7 @@ def hook_cpu(stage: Stage, payloads: Sequence[bytes], event: str) -> float:
     argv = ([os.path.join(stage.remotes, "hooks", "one-hooks", event)] if event
             else [sys.executable, "-c", "pass"])
     env = dict(os.environ)
-    env.update(stage.hook_env_cached)
+    env.update(hook_env)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for payload in payloads:
         subprocess.run(argv, input=base64.b64encode(payload), env=env, timeout=120,
@@ -405,7 +404,7 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
     config = stage.write_config(NORMAL, iscsi_check=False)
     stage.install_shims()
     sim = stage.start_sim(latency=REAL_LATENCY, boot_seconds=NORMAL.boot)
-    stage.hook_env_cached = stage.hook_env(sim)
+    hook_env = stage.hook_env(sim)
     try:
         host_ids = [sim.add_host(f"node-{i + 1}") for i in range(hosts)]  # type: ignore[attr-defined]
         vm_ids = [sim.add_vm(f"vm-{n}", host_ids[n % hosts]) for n in range(vms)]  # type: ignore[attr-defined]
@@ -423,10 +422,10 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
             payloads = [xmlout.pretty(xmlout.vm_element(
                 sim.cloud.get_vm(v), prev=(VmState.ACTIVE, LcmState.RUNNING), payload=True)).encode()  # type: ignore[attr-defined]
                 for v in probes]
-        bare = hook_cpu(stage, payloads, "")
-        idle = hook_cpu(stage, payloads, "vm-unknown")
+        bare = hook_cpu(stage, hook_env, payloads, "")
+        idle = hook_cpu(stage, hook_env, payloads, "vm-unknown")
         sim.host_monitored(probe)  # type: ignore[attr-defined]
-        acting = hook_cpu(stage, payloads, "vm-unknown")
+        acting = hook_cpu(stage, hook_env, payloads, "vm-unknown")
         p(f"hook CPU per VM event: {idle * 1000:.0f} ms (host still in ERROR: left to host-reconnect), "
           f"{acting * 1000:.0f} ms (resume and wait RUNNING), mean of {len(payloads)} processes each; "
           f"a bare '{os.path.basename(sys.executable)} -c pass' costs {bare * 1000:.0f} ms here")
