@@ -18,12 +18,11 @@ import pytest
 from one_hooks import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.errors import (
-    ConfigError,
-    OnedActionRefused, OnedApiError, OnedError, OnedLocked, OnedNotFound, OnedUnreachable,
+    ConfigError, OnedActionRefused, OnedApiError, OnedLocked, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.iscsi import Status, Verdict
 from one_hooks.ledger import Ledger
-from one_hooks.model import Host, HostState, Vm
+from one_hooks.model import Host, Vm
 from one_hooks.policy import Settings
 from one_hooks.recovery import Engine, Outcome, Timing
 from one_hooks.sim import xmlout
