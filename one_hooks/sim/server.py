@@ -186,6 +186,9 @@ class RpcServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # oned listens with MAX_CONN_BACKLOG (64 in the shipped oned.conf); the
+    # socketserver default of 5 resets connections under a hook storm.
+    request_queue_size = 64
 
     def __init__(self, core: RpcCore, port: int = 0, host: str = "127.0.0.1") -> None:
         self.core = core
