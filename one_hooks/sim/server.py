@@ -186,7 +186,7 @@ class RpcServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    # oned listens with MAX_CONN_BACKLOG (64 in the shipped oned.conf); the
+    # oned's listen backlog is set by MAX_CONN_BACKLOG in oned.conf; the
     # socketserver default of 5 resets connections under a hook storm.
     request_queue_size = 64
 
