@@ -1,8 +1,9 @@
 """The only door to oned: its XML-RPC API, with errors mapped to ours.
 
-This speaks the wire protocol pyone speaks, with the stdlib's
-``xmlrpc.client``, because ``import pyone`` costs 0.2-0.5 s of CPU and a hook
-process runs once per VM event. Answers are parsed by :mod:`xmlparse` into
+This speaks the wire protocol pyone speaks, through the small :mod:`wire`
+module (not pyone, not ``xmlrpc.client``), because a hook process runs once
+per VM event and ``import pyone`` costs 0.2-0.5 s of CPU, ``xmlrpc.client``
+with ``http.client`` about 20 ms. Answers are parsed by :mod:`xmlparse` into
 :mod:`model` objects.
 
 oned answers every call with an array: ``[true, value, 0]`` on success,
@@ -27,17 +28,14 @@ string (``user:password``) never appears in a message, repr or log line.
 """
 from __future__ import annotations
 
-import http.client
 import itertools
 import socket
 import threading
 import time
 import urllib.parse
-import xml.parsers.expat
-import xmlrpc.client
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
-from . import xmlparse
+from . import wire, xmlparse
 from .config import OnedSection, read_auth
 from .errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedAuthError, OnedError, OnedInternalError, OnedLocked,
@@ -77,41 +75,6 @@ _ALL = -2
 _ANY_STATE_BUT_DONE = -1
 
 
-class _OneShot:
-    """One HTTP exchange per call, with a socket timeout, and no silent re-send.
-
-    The stdlib transport re-sends a request once when a kept-alive connection
-    turns out closed; for ``one.vm.action`` that would be a blind retry of a
-    call that may have succeeded. Here each call opens its own connection and
-    is sent exactly once.
-    """
-
-    _timeout: float
-
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        conn = super().make_connection(host)  # type: ignore[misc]
-        conn.timeout = self._timeout  # used by connect() and every read
-        return conn
-
-    def request(self, host: Any, handler: str, request_body: bytes, verbose: bool = False) -> Any:
-        try:
-            return self.single_request(host, handler, request_body, verbose)  # type: ignore[attr-defined]
-        finally:
-            self.close()  # type: ignore[attr-defined]
-
-
-class _Transport(_OneShot, xmlrpc.client.Transport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-
-class _SafeTransport(_OneShot, xmlrpc.client.SafeTransport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-
 class Oned:
     """A client of oned's XML-RPC API returning parsed objects.
 
@@ -131,8 +94,13 @@ class Oned:
         self.retries = max(0, int(retries))
         self.retry_delay = retry_delay
         self._sleep = sleep
-        self._secure = parsed.scheme == "https"
-        self._local = threading.local()
+        self._scheme = parsed.scheme
+        self._host = parsed.hostname
+        try:
+            self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        except ValueError:
+            raise ConfigError(f"endpoint has a bad port: {_safe_url(endpoint)!r}", key="oned") from None
+        self._path = parsed.path or "/"
         self._lock = threading.Lock()
         self._calls = 0
         # Parts of the secret to scrub from any text oned (or a proxy) sends back.
@@ -156,37 +124,32 @@ class Oned:
 
     # --- plumbing ---------------------------------------------------------------
 
-    def _proxy(self) -> xmlrpc.client.ServerProxy:
-        proxy = getattr(self._local, "proxy", None)
-        if proxy is None:
-            proxy = xmlrpc.client.ServerProxy(
-                self.endpoint,
-                transport=_SafeTransport(self.timeout) if self._secure else _Transport(self.timeout),
-                allow_none=False, use_builtin_types=True)
-            self._local.proxy = proxy
-        return proxy
-
     def _once(self, method: str, args: Sequence[Any], ids: Sequence[int]) -> Any:
-        """One request; oned's answer unwrapped, or the matching OnedError."""
+        """One request on its own connection; oned's answer unwrapped, or the matching OnedError."""
         with self._lock:
             self._calls += 1
+        body = wire.encode_call(method, (self._session, *args))
         try:
-            answer = getattr(self._proxy(), method)(self._session, *args)
-        except xmlrpc.client.Fault as exc:
+            answer = wire.decode_response(
+                wire.post(self._scheme, self._host, self._port, self._path, body, self.timeout))
+        except wire.Fault as exc:
             # xmlrpc-c answers unknown methods and bad parameter types with a fault.
-            raise OnedApiError(self._clean(f"XML-RPC fault {exc.faultCode}: {exc.faultString}"),
-                               method, exc.faultCode, ids) from None
-        except xmlrpc.client.ProtocolError as exc:
-            raise OnedUnreachable(f"HTTP {exc.errcode} {self._clean(exc.errmsg)}",
+            raise OnedApiError(self._clean(f"XML-RPC fault {exc.code}: {exc.text}"),
+                               method, exc.code, ids) from None
+        except wire.HttpError as exc:
+            raise OnedUnreachable(f"HTTP {exc.status} {self._clean(exc.reason)}",
                                   method, None, ids) from None
-        except (socket.timeout, TimeoutError):
+        except wire.Dropped as exc:
+            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({exc})",
+                                  method, None, ids) from None
+        except wire.ProtocolError as exc:
+            raise OnedApiError(f"unreadable answer ({exc})", method, None, ids) from None
+        except (TimeoutError, socket.timeout):  # the same class from Python 3.10 on
             raise OnedUnreachable(f"no answer within {self.timeout:g} s", method, None, ids) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             reason = type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
             raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({reason})",
                                   method, None, ids) from None
-        except (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, ValueError) as exc:
-            raise OnedApiError(f"unreadable answer ({type(exc).__name__})", method, None, ids) from None
         return self._unwrap(method, answer, ids)
 
     def _unwrap(self, method: str, answer: Any, ids: Sequence[int]) -> Any:

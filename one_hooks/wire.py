@@ -1,0 +1,234 @@
+"""XML-RPC on the wire, small enough for the hook path.
+
+A hook process runs once per VM event, so its start-up cost is paid thousands
+of times in a storm. ``xmlrpc.client`` pulls in ``http.client``, ``email``
+and ``ssl`` (about 20 ms of CPU here); this module needs only ``socket`` and
+lxml, which the hook path loads anyway. It does the little oned needs:
+
+* a request is ``POST <path>`` with a ``<methodCall>`` whose parameters are
+  strings, integers and booleans;
+* the answer is one ``<methodResponse>`` holding ``<params>`` (oned's
+  ``[success, value, code]`` array) or a ``<fault>`` (xmlrpc-c's own errors:
+  unknown method, wrong parameter types).
+
+Each call opens its own connection and is sent exactly once: a dropped answer
+is reported, never silently re-sent (a re-sent ``one.vm.action`` could act
+twice). ``https`` endpoints load :mod:`ssl` only when used.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Any, List, Sequence, Tuple
+
+from lxml import etree
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+
+
+class WireError(Exception):
+    """Base of what can go wrong on the wire (the adapter maps these)."""
+
+
+class Fault(WireError):
+    """An XML-RPC ``<fault>`` answer."""
+
+    def __init__(self, code: int, text: str) -> None:
+        self.code = code
+        self.text = text
+        super().__init__(f"XML-RPC fault {code}: {text}")
+
+
+class HttpError(WireError):
+    """An HTTP status other than 200."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"HTTP {status} {reason}")
+
+
+class ProtocolError(WireError):
+    """An answer that is not a readable XML-RPC response."""
+
+
+class Dropped(WireError):
+    """The connection closed before a whole answer arrived."""
+
+
+def escape(text: str) -> str:
+    """Escape text for an XML element (xml.sax.saxutils would import urllib.request)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def encode_call(method: str, params: Sequence[Any]) -> bytes:
+    """The ``<methodCall>`` document for ``method(*params)``."""
+    parts = ["<?xml version='1.0'?>\n<methodCall><methodName>", escape(method),
+             "</methodName><params>"]
+    for value in params:
+        parts.append("<param><value>")
+        parts.append(_encode_value(value))
+        parts.append("</value></param>")
+    parts.append("</params></methodCall>")
+    return "".join(parts).encode("utf-8")
+
+
+def _encode_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"<boolean>{int(value)}</boolean>"
+    if isinstance(value, int):
+        if not -2**31 <= value < 2**31:
+            return f"<i8>{value}</i8>"
+        return f"<int>{value}</int>"
+    if isinstance(value, str):
+        return f"<string>{escape(value)}</string>"
+    raise TypeError(f"cannot send {type(value).__name__} over XML-RPC here")
+
+
+def decode_response(body: bytes) -> Any:
+    """The value of a ``<methodResponse>``; :class:`Fault` for a fault answer."""
+    try:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise ProtocolError(f"answer is not XML ({exc.msg})") from None
+    if root.tag != "methodResponse":
+        raise ProtocolError(f"answer root is <{root.tag}>, not <methodResponse>")
+    fault = root.find("fault/value")
+    if fault is not None:
+        members = _decode_value(fault)
+        if not isinstance(members, dict):
+            raise ProtocolError("fault without a struct")
+        return _raise_fault(members)
+    value = root.find("params/param/value")
+    if value is None:
+        raise ProtocolError("answer holds no value")
+    return _decode_value(value)
+
+
+def _raise_fault(members: dict) -> Any:
+    code = members.get("faultCode")
+    raise Fault(code if isinstance(code, int) else -1, str(members.get("faultString", "")))
+
+
+def _decode_value(element: Any) -> Any:
+    children = [c for c in element if isinstance(c.tag, str)]
+    if not children:  # <value>text</value> is a string
+        return element.text or ""
+    node = children[0]
+    tag, text = node.tag, node.text or ""
+    try:
+        if tag in ("int", "i4", "i8"):
+            return int(text.strip())
+        if tag == "boolean":
+            if text.strip() not in ("0", "1"):
+                raise ProtocolError(f"bad boolean {text.strip()!r}")
+            return text.strip() == "1"
+        if tag == "double":
+            return float(text.strip())
+    except ValueError:
+        raise ProtocolError(f"bad <{tag}> value") from None
+    if tag == "string":
+        return text
+    if tag == "nil":
+        return None
+    if tag == "array":
+        return [_decode_value(v) for v in node.iterfind("data/value")]
+    if tag == "struct":
+        return {m.findtext("name", ""): _decode_value(m.find("value"))
+                for m in node.iterfind("member") if m.find("value") is not None}
+    raise ProtocolError(f"unsupported XML-RPC type <{tag}>")
+
+
+def post(scheme: str, host: str, port: int, path: str, body: bytes, timeout: float) -> bytes:
+    """Send one HTTP/1.1 POST on a fresh connection; the 200 answer's body.
+
+    OSError (refused, reset, timeout) propagates for the adapter to map.
+    """
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            import ssl  # only https pays for it
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: one-hooks\r\n"
+                f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode("ascii")
+        sock.sendall(head + body)
+        return _read_answer(sock)
+    finally:
+        sock.close()
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise Dropped("connection closed before the answer's headers")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status, reason, headers = _parse_head(head)
+    length = headers.get("content-length")
+    chunks: List[bytes] = [rest]
+    received = len(rest)
+    if length is not None:
+        if not length.isdigit():
+            raise ProtocolError("bad Content-Length")
+        wanted = int(length)
+        while received < wanted:
+            chunk = sock.recv(min(1 << 20, wanted - received))
+            if not chunk:
+                raise Dropped(f"connection closed after {received} of {wanted} bytes")
+            chunks.append(chunk)
+            received += len(chunk)
+        body = b"".join(chunks)[:wanted]
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(sock, b"".join(chunks))
+    else:  # HTTP/1.0 style: the body runs to the end of the connection
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    if status != 200:
+        raise HttpError(status, reason)
+    return body
+
+
+def _parse_head(head: bytes) -> Tuple[int, str, dict]:
+    lines = head.decode("iso-8859-1").split("\r\n")
+    fields = lines[0].split(" ", 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+        raise ProtocolError("not an HTTP answer")
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return int(fields[1]), fields[2] if len(fields) > 2 else "", headers
+
+
+def _dechunk(sock: socket.socket, data: bytes) -> bytes:
+    out: List[bytes] = []
+    while True:
+        while b"\r\n" not in data:
+            data += _recv_or_drop(sock)
+        size_line, _, data = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise ProtocolError("bad chunk size") from None
+        if size == 0:
+            return b"".join(out)
+        while len(data) < size + 2:
+            data += _recv_or_drop(sock)
+        out.append(data[:size])
+        data = data[size + 2:]
+
+
+def _recv_or_drop(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise Dropped("connection closed inside a chunked answer")
+    return chunk
