@@ -21,6 +21,12 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# The account OpenNebula's packages create: the installer gives it the files it
+# installs when run as root, and the tests check that ownership.
+if [ "$(id -u)" -eq 0 ] && ! id oneadmin >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir /var/lib/one --no-create-home --shell /bin/sh oneadmin
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
