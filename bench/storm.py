@@ -163,7 +163,7 @@ def run_serial_pyone(total_vms: int, sample_vms: int, latency: Latency,
     """Baseline (a): one pyone process per VM, serially; extrapolated from a sample."""
     sample = min(sample_vms, total_vms)
     per_host = min(40, sample)
-    hosts = max(1, sample // per_host)
+    hosts = -(-sample // per_host)  # enough hosts to hold the whole sample
     cloud, layout = _plain_cloud(hosts, per_host, latency, boot_seconds)
     try:
         vm_ids = [v for ids in layout.values() for v in ids][:sample]
