@@ -123,25 +123,43 @@ def test_grammar_built_files_load_or_raise_config_error(tmp_path: Path, body: li
     _load_or_config_error(str(path))
 
 
-def test_real_command_on_a_sample_of_bad_files(tmp_path: Path) -> None:
-    """Through the real CLI: exit 2, one line on stderr, no traceback, the file untouched."""
+def test_real_commands_on_a_sample_of_bad_files(tmp_path: Path, sim: Any) -> None:
+    """Through the real CLI and the real hook: exit 2, one line, no traceback, nothing touched.
+
+    The simulated oned has a VM left UNKNOWN on a MONITORED host and the
+    environment points at it ($ONE_XMLRPC, $ONE_AUTH): a hook that went on
+    despite its bad configuration would resume that VM.
+    """
+    host = sim.add_host("dummy-host-1")
+    vm = sim.add_vm("vm-outage-test", host)
+    sim.host_error(host)
+    sim.host_monitored(host)
+    assert sim.settle(10) and (host, vm) == (0, 0)  # the ids the recorded payload names
+    payload = (REPO / "tests" / "data" / "fuzz" / "vm-unknown-prev-running.b64").read_bytes()
+    calls_before = dict(sim.calls)
+    work = tmp_path / "work"
+    work.mkdir()
     bad = 0
     for i, data in enumerate(mutants(SEEDS, 20261126, 400, CONFIG_TOKENS)):
-        path = tmp_path / f"c{i}.conf"
+        path = work / f"c{i}.conf"
         path.write_bytes(data)
         if _load_or_config_error(str(path)):
+            path.unlink()
             continue
         bad += 1
         if bad > 12:
             break
-        before = path.read_bytes()
-        proc = subprocess.run(
-            [sys.executable, "-m", "one_hooks", "--config", str(path), "config", "--check"],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert proc.returncode == 2, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert "Traceback" not in proc.stderr
-        assert proc.stdout == ""
-        assert path.read_bytes() == before
+        listing = sorted(p.name for p in work.iterdir())
+        env = sim.env(path, PYTHONPATH=str(REPO), HOME=str(tmp_path))
+        for argv, stdin in (([ "config", "--check"], b""), (["hook", "vm-unknown"], payload)):
+            proc = subprocess.run([sys.executable, "-m", "one_hooks", *argv], input=stdin,
+                                  cwd=REPO, capture_output=True, timeout=60, env=env)
+            output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+            assert proc.returncode == 2, (argv, output)
+            assert len(output.strip().splitlines()) == 1, (argv, output)
+            assert "Traceback" not in output
+            assert path.read_bytes() == data
+            assert sorted(p.name for p in work.iterdir()) == listing
     assert bad > 12, "the sample held too few bad files to mean anything"
+    assert dict(sim.calls) == calls_before  # not one call reached oned
+    assert sim.action_log == []
