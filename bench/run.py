@@ -82,6 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     say(f"[1/4] recovery storm: {hosts} hosts x {per_host} VMs, real hooks ...")
     storm = run_storm(hosts, per_host, latency, BOOT_SECONDS, tuning)
+    say("      the same storm with only the host-reconnect hook registered ...")
+    host_only = run_storm(hosts, per_host, latency, BOOT_SECONDS, tuning, vm_hooks=False)
     say(f"      baseline (a): serial pyone processes, sample of {sample_a} VMs ...")
     serial = run_serial_pyone(storm.vms, sample_a, latency, BOOT_SECONDS)
     say("      baseline (b): autostart-style, per host serial ...")
@@ -102,6 +104,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "storm_speedup_vs_autostart": _r(ratio(autostart.wall_s, storm.wall_s), 2),
         "storm_ratio_to_bound": _r(ratio(storm.wall_s, bound), 2),
         "storm_lower_bound_s": _r(bound),
+        "storm_host_hooks_only_wall_s": _r(host_only.wall_s),
+        "storm_host_hooks_only_hook_cpu_s": _r(host_only.hook_cpu_s + host_only.outage_hook_cpu_s),
+        "storm_host_hooks_only_resumed_twice": host_only.resumed_twice,
         "storm_serial_wall_s": _r(serial.wall_s),
         "storm_serial_extrapolated_from_vms": serial.measured_vms if serial.extrapolated else None,
         "storm_autostart_wall_s": _r(autostart.wall_s),
@@ -139,12 +144,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        print_tables(result, storm, serial, autostart, startup, wrap, scale)
+        print_tables(result, storm, serial, autostart, startup, wrap, scale, host_only)
     return 0
 
 
 def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, startup: Any,
-                 wrap: Any, scale: Any) -> None:
+                 wrap: Any, scale: Any, host_only: Any) -> None:
     """The human-readable report (Markdown tables)."""
     m = r["machine"]
     print(f"\nMachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
@@ -154,6 +159,9 @@ def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, sta
     print("|---|---|---|")
     print(f"| one-hooks (real hooks, onehem-like runner, <= 10 at once) | {storm.wall_s:.2f} s | 1 |")
     extra = f" (extrapolated from {serial.measured_vms} VMs: {serial.notes[0]})" if serial.extrapolated else ""
+    print(f"| one-hooks, host-reconnect hook only (VM hooks not registered) | {host_only.wall_s:.2f} s | "
+          f"{host_only.wall_s / storm.wall_s:.2f} ({host_only.hook_runs + host_only.outage_hook_runs} hook "
+          f"processes, {host_only.hook_cpu_s + host_only.outage_hook_cpu_s:.1f} s CPU) |")
     print(f"| (a) {serial.name}{extra} | {serial.wall_s:.1f} s | "
           f"one-hooks {r['storm_speedup_vs_serial']}x faster (target >= 10x) |")
     print(f"| (b) {autostart.name} | {autostart.wall_s:.2f} s | "

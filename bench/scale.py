@@ -116,14 +116,6 @@ def _host_payload(cloud: BenchCloud, host_id: int) -> bytes:
     return base64.b64encode(body.encode())
 
 
-def _drop_vm_hooks(cloud: BenchCloud) -> None:
-    server = xmlrpc.client.ServerProxy(cloud.sim.endpoint)
-    for hook in list(cloud.sim.cloud.tables.hooks.values()):
-        if hook.name != "one-hooks-host-reconnect":
-            ok, body, _ = server.one.hook.delete(cloud.sim.session, hook.id)
-            assert ok, body
-
-
 def run_size(vms: int, latency: Latency, boot_seconds: float) -> ScaleRow:
     """Storm and hook cost at one size."""
     hosts = min(HOSTS, vms)
@@ -132,7 +124,7 @@ def run_size(vms: int, latency: Latency, boot_seconds: float) -> ScaleRow:
         layout = cloud.populate(hosts, vms // hosts)
         vm_ids = [v for ids in layout.values() for v in ids]
         cloud.install()
-        _drop_vm_hooks(cloud)
+        cloud.drop_vm_hooks()
         for host_id in layout:
             cloud.sim.host_error(host_id)
         cloud.sim.settle(STORM_LIMIT_S)

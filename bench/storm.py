@@ -107,11 +107,17 @@ def _come_back(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
 
 
 def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float,
-              tuning: Tuning = Tuning(), timeout: float = 1800.0) -> StormResult:
-    """The storm with the real hooks; see the module docstring."""
-    cloud = BenchCloud(latency, boot_seconds, tuning)
+              tuning: Tuning = Tuning(), timeout: float = 1800.0, vm_hooks: bool = True) -> StormResult:
+    """The storm with the real hooks; see the module docstring.
+
+    ``vm_hooks=False`` registers only host-reconnect: what the VM hooks cost.
+    """
+    cloud = BenchCloud(latency, boot_seconds, tuning, install=False)
     try:
         layout = cloud.populate(hosts, vms_per_host)
+        cloud.install()
+        if not vm_hooks:
+            cloud.drop_vm_hooks()
         vm_ids = [v for ids in layout.values() for v in ids]
         cloud.sim.settle(timeout)  # hooks fired by the hosts' first MONITORED
         runs0, cpu0 = cloud.hook_runs(), children_cpu()
