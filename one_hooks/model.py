@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
 
+# oned's error codes (``Request::ErrorCode``): the third element of a failed
+# answer ``[false, message, code]``. Plain ints: they go on the wire as they are.
+AUTHENTICATION = 0x0100
+AUTHORIZATION = 0x0200
+NO_EXISTS = 0x0400
+ACTION = 0x0800
+XML_RPC_API = 0x1000
+INTERNAL = 0x2000
+ALLOCATE = 0x4000
+LOCKED = 0x8000
+
+
 class _TolerantIntEnum(enum.IntEnum):
     """An IntEnum that keeps values a newer oned may add instead of failing.
 

@@ -41,17 +41,11 @@ from .errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedAuthError, OnedError, OnedInternalError, OnedLocked,
     OnedNotFound, OnedUnreachable, PayloadError,
 )
-from .model import Cluster, Hook, Host, Vm
+from .model import (
+    ACTION, ALLOCATE, AUTHENTICATION, AUTHORIZATION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API, Cluster,
+    Hook, Host, Vm,
+)
 
-# oned's error codes (include/Request.h, ErrorCode).
-AUTHENTICATION = 0x0100
-AUTHORIZATION = 0x0200
-NO_EXISTS = 0x0400
-ACTION = 0x0800
-XML_RPC_API = 0x1000
-INTERNAL = 0x2000
-ALLOCATE = 0x4000
-LOCKED = 0x8000
 
 _ERRORS: Dict[int, Type[OnedError]] = {
     AUTHENTICATION: OnedAuthError,

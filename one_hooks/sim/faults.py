@@ -5,14 +5,9 @@ element of a failed XML-RPC answer ``[false, message, code]``.
 """
 from __future__ import annotations
 
-AUTHENTICATION = 0x0100
-AUTHORIZATION = 0x0200
-NO_EXISTS = 0x0400
-ACTION = 0x0800
-XML_RPC_API = 0x1000
-INTERNAL = 0x2000
-ALLOCATE = 0x4000
-LOCKED = 0x8000
+from ..model import (  # noqa: F401  (re-exported: the codes live with the other OpenNebula facts)
+    ACTION, ALLOCATE, AUTHENTICATION, AUTHORIZATION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API,
+)
 
 
 class Refused(Exception):
