@@ -10,7 +10,6 @@ through the real ``one-hooks`` command.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 from pathlib import Path

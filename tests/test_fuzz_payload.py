@@ -13,6 +13,7 @@ must be one line.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 
 from one_hooks import policy, xmlparse
 from one_hooks.errors import PayloadError
-from one_hooks.model import Host, HostState, Resource, Vm
+from one_hooks.model import Host, HostState, Resource
 from tests.test_fuzz_mutations import GENERIC_TOKENS, mutants
 
 DATA = Path(__file__).resolve().parent / "data" / "fuzz"
@@ -84,7 +85,6 @@ def _hook_path(data: Union[bytes, str], resource: Resource) -> int:
 
 
 def _with_state(host: Host, state: HostState) -> Host:
-    import dataclasses
     return dataclasses.replace(host, state=state)
 
 
