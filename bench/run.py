@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cloud import Tuning, compile_package  # noqa: E402
-from scale import run_scale  # noqa: E402
+from scale import run_scale, run_scale_by_hosts  # noqa: E402
 from startup import run_startup  # noqa: E402
 from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm  # noqa: E402
 from wrapper import run_wrapper  # noqa: E402
@@ -71,10 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.quick:
         hosts, per_host, sample_a, startup_runs, wrapper_runs = 10, 20, 10, 5, 200
-        scale_sizes = (100, 300)
+        scale_sizes, scale_hosts = (100, 300), (1, 3)
     else:
         hosts, per_host, sample_a, startup_runs, wrapper_runs = 50, 40, 100, 21, 200
-        scale_sizes = (100, 1000, 10000)
+        scale_sizes, scale_hosts = (100, 1000, 10000), (10, 20, 40)
     began = time.monotonic()
     compile_package()
     latency = REAL_LATENCY
@@ -95,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     wrap = run_wrapper(wrapper_runs)
     say(f"[4/4] scale: {', '.join(map(str, scale_sizes))} VMs ...")
     scale = run_scale(scale_sizes, latency, BOOT_SECONDS)
+    say(f"      and by hosts: {', '.join(map(str, scale_hosts))} hosts of 100 VMs ...")
+    by_hosts = run_scale_by_hosts(scale_hosts, latency, BOOT_SECONDS)
 
     result: Dict[str, Any] = {
         "storm_vms": storm.vms,
@@ -134,6 +136,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "scale_storm_growth_exponent": _r(scale.storm_exponent, 2),
         "scale_hook_cpu_growth_exponent": _r(scale.hook_exponent, 2),
         "scale_latency_divisor": scale.latency_divisor,
+        "scale_by_hosts": [row.as_dict() for row in by_hosts.rows],
+        "scale_by_hosts_storm_growth_exponent": _r(by_hosts.storm_exponent, 2),
         "quick": args.quick,
         "machine": machine(),
         "bench_seconds": _r(time.monotonic() - began, 1),
@@ -144,12 +148,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        print_tables(result, storm, serial, autostart, startup, wrap, scale, host_only)
+        print_tables(result, storm, serial, autostart, startup, wrap, scale, host_only, by_hosts)
     return 0
 
 
 def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, startup: Any,
-                 wrap: Any, scale: Any, host_only: Any) -> None:
+                 wrap: Any, scale: Any, host_only: Any, by_hosts: Any) -> None:
     """The human-readable report (Markdown tables)."""
     m = r["machine"]
     print(f"\nMachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
@@ -193,6 +197,9 @@ def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, sta
     print(scale.table())
     print(f"\nGrowth exponent (1.0 = linear): storm time {r['scale_storm_growth_exponent']}, "
           f"hook CPU per event {r['scale_hook_cpu_growth_exponent']} (0 = flat)")
+    print(f"\n### Growing by hosts ({by_hosts.note})\n")
+    print(by_hosts.table())
+    print(f"\nGrowth exponent of storm time: {r['scale_by_hosts_storm_growth_exponent']} (1.0 = linear)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ waiting (the lower bound is scaled the same way, so ratios stay meaningful):
   one at a time once the storm is over: ``vm-unknown`` (reads its VM and
   host) and ``host-reconnect`` (reads its host's VMs).
 
+:func:`run_scale_by_hosts` grows the cloud the other way, adding hosts of
+``VMS_PER_HOST`` VMs each.
+
 The growth exponent between the smallest and the largest size is
 log(t2 / t1) / log(N2 / N1): 1.0 is linear, 2.0 quadratic; 0 for hook cost
 means a flat cost per event.
@@ -35,6 +38,8 @@ from one_hooks.sim import Latency
 
 #: Fixed, so the number of hook processes stays the same and only the cloud grows.
 HOSTS = 10
+#: For :func:`run_scale_by_hosts`: the cloud grows by adding hosts of this size.
+VMS_PER_HOST = 100
 LATENCY_DIVISOR = 10.0
 SAMPLE_HOOKS = 5
 #: a storm that is not over after this long is reported as "> limit"
@@ -116,9 +121,9 @@ def _host_payload(cloud: BenchCloud, host_id: int) -> bytes:
     return base64.b64encode(body.encode())
 
 
-def run_size(vms: int, latency: Latency, boot_seconds: float) -> ScaleRow:
-    """Storm and hook cost at one size."""
-    hosts = min(HOSTS, vms)
+def run_size(vms: int, latency: Latency, boot_seconds: float, hosts: int = HOSTS) -> ScaleRow:
+    """Storm and hook cost at one size, on ``hosts`` hosts."""
+    hosts = min(hosts, vms)
     cloud = BenchCloud(latency, boot_seconds, Tuning(), install=False)
     try:
         layout = cloud.populate(hosts, vms // hosts)
@@ -151,6 +156,19 @@ def run_size(vms: int, latency: Latency, boot_seconds: float) -> ScaleRow:
 
 
 def run_scale(sizes: Sequence[int], latency: Latency, boot_seconds: float) -> ScaleResult:
-    """Every size, latency divided by LATENCY_DIVISOR."""
+    """Every size on HOSTS hosts, latency divided by LATENCY_DIVISOR."""
     scaled = Latency(latency.serial / LATENCY_DIVISOR, latency.parallel / LATENCY_DIVISOR)
     return ScaleResult([run_size(n, scaled, boot_seconds) for n in sizes], LATENCY_DIVISOR)
+
+
+def run_scale_by_hosts(host_counts: Sequence[int], latency: Latency, boot_seconds: float) -> ScaleResult:
+    """The other way clouds grow: VMS_PER_HOST VMs on each of more and more hosts.
+
+    More hosts mean more host-reconnect hooks, run 10 at a time by onehem, and
+    each of them reads the whole VM pool: this is where growth can turn
+    superlinear.
+    """
+    scaled = Latency(latency.serial / LATENCY_DIVISOR, latency.parallel / LATENCY_DIVISOR)
+    rows = [run_size(h * VMS_PER_HOST, scaled, boot_seconds, hosts=h) for h in host_counts]
+    return ScaleResult(rows, LATENCY_DIVISOR,
+                       f"{VMS_PER_HOST} VMs per host; VM hooks not registered, one host-reconnect hook per host")

@@ -38,4 +38,5 @@ def test_quick_json_run_prints_the_keys() -> None:
     assert result["hook_startup_actions_sent"] == 0
     assert result["storm_hook_runs"] >= result["storm_vms"]  # one vm-unknown per VM at least
     assert [row["vms"] for row in result["scale"]] == [100, 300]
+    assert [row["hosts"] for row in result["scale_by_hosts"]] == [1, 3]
     assert result["machine"]["nproc"] >= 1 and result["machine"]["python"]
