@@ -2,7 +2,9 @@
 
 * ``host-reconnect`` (HOST, STATE=MONITORED): recover the host's candidates,
   then keep watching for ``[recovery] settle_seconds`` because oned reconciles
-  VM states after the host hook has fired.
+  VM states after the host hook has fired. The watching runs in a detached
+  process (``--watch-host``): onehem runs at most 10 hooks at once, and 50
+  hosts coming back together must not wait minutes for each other's windows.
 * ``vm-unknown`` (VM, ON=UNKNOWN): host not MONITORED -> left to
   host-reconnect; otherwise gate and resume. ``PREV_LCM_STATE=19``
   (BOOT_UNKNOWN: a resume whose deploy failed came back) is retried at most
@@ -22,9 +24,10 @@ every VM event); the oned adapter it uses speaks XML-RPC with the stdlib.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, List, Optional, Union
 
 from . import audit
 from .audit import Reporter
@@ -44,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event", choices=EVENTS, help="which hook this is")
     parser.add_argument("template", nargs="?", default=None,
                         help="base64 $TEMPLATE (default: read it from standard input)")
+    parser.add_argument("--watch-host", type=int, metavar="HOST_ID", default=None,
+                        help="(host-reconnect) run only the settle window for this host; "
+                             "host-reconnect starts this itself, detached, after its first pass")
     parser.epilog = ("exit codes: 0 done or nothing to do; 1 something could not be recovered "
                      "(onehook retry may help); 2 bad payload or configuration (nothing done).")
 
@@ -62,11 +68,18 @@ def read_payload(argument: Optional[str], stdin: Optional[BinaryIO] = None) -> b
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Entry point of ``one-hooks hook EVENT``: the hook's error boundary."""
-    logger = audit.setup(config.log, f"one-hooks-{args.event}")
+    watching = args.watch_host is not None
+    logger = audit.setup(config.log, f"one-hooks-{args.event}" + ("-watch" if watching else ""))
     out = Reporter(logger=logger)
     try:
+        if watching:
+            if args.event != "host-reconnect":
+                raise PayloadError("--watch-host goes with host-reconnect only")
+            return watch(args.watch_host, config, out)
+        from .node import Runner
+
         payload = decode_payload(read_payload(args.template))
-        return handle(args.event, payload, config, out)
+        return handle(args.event, payload, config, out, spawn=Runner().spawn_detached)
     except OneHooksError as exc:
         # One line, on stdout like every other decision (oned keeps stdout for
         # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
@@ -78,17 +91,25 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
            oned: Any = None, gate: Any = None,
            clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep,
-           wall: Callable[[], float] = time.time) -> int:
-    """Carry out one hook event; doors may be passed in (tests), else built from ``config``."""
+           wall: Callable[[], float] = time.time,
+           spawn: Optional[Callable[[List[str]], int]] = None) -> int:
+    """Carry out one hook event; doors may be passed in (tests), else built from ``config``.
+
+    ``spawn`` starts host-reconnect's settle window as a detached process
+    (``Runner.spawn_detached``); without it the window runs here, inline.
+    """
     if event == "host-reconnect":
         host = expect_resource(payload, Resource.HOST)
         out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
                  f"was {host.prev_state.name}")
         from .recovery import build_engine
-        with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect", settle=True,
+        inline = spawn is None
+        with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect", settle=inline,
                           clock=clock, sleep=sleep, wall=wall) as engine:
-            report = engine.recover_host(host.id, settle=True)
+            report = engine.recover_host(host.id, settle=inline)
         out.line(f"host-reconnect: host {host.id}: {report.summary()}")
+        if spawn is not None and config.recovery.settle_seconds > 0:
+            _start_watcher(host, config, out, spawn)
         return report.exit_code
 
     vm = expect_resource(payload, Resource.VM)
@@ -123,6 +144,53 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         report = engine.recover_host(host.id, only=[vm.id], retry=retry,
                                      known_host=None if retry else host)
     out.line(f"{event}: VM {vm.id}: {report.summary()}")
+    return report.exit_code
+
+
+def watcher_argv(host_id: int, config: Config) -> List[str]:
+    """The command that runs host-reconnect's settle window for ``host_id``."""
+    argv = [sys.executable, "-m", "one_hooks"]
+    if config.path:
+        argv += ["--config", config.path]
+    return argv + ["hook", "host-reconnect", "--watch-host", str(host_id)]
+
+
+def running_watchers(config_path: str) -> List[int]:
+    """PIDs of live settle watchers started with the configuration file ``config_path``."""
+    wanted = [b"--config", config_path.encode(), b"--watch-host"]
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                words = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if all(w in words for w in wanted):
+            pids.append(int(entry))
+    return pids
+
+
+def _start_watcher(host: Host, config: Config, out: Reporter,
+                   spawn: Callable[[List[str]], int]) -> None:
+    seconds = config.recovery.settle_seconds
+    try:
+        pid = spawn(watcher_argv(host.id, config))
+    except OneHooksError as exc:
+        out.warning(f"host-reconnect: host {host.id}: cannot start the settle watcher ({exc}); "
+                    "VMs reconciled later are left to the VM hooks")
+        return
+    out.line(f"host-reconnect: host {host.id}: watching its VMs for {seconds:g} s in the background "
+             f"(pid {pid}); its decisions go to the log")
+
+
+def watch(host_id: int, config: Config, out: Reporter) -> int:
+    """The detached settle window of host-reconnect (``--watch-host``)."""
+    from .recovery import build_engine
+    with build_engine(config, out, who="host-reconnect-watch", settle=True) as engine:
+        report = engine.watch_host(host_id)
+    out.line(f"host-reconnect watch: host {host_id}: {report.summary()}")
     return report.exit_code
 
 

@@ -258,6 +258,21 @@ class Engine:
             self._settle(host, started + self.timing.settle_seconds)
         return self.report
 
+    def watch_host(self, host_id: int) -> Report:
+        """Only the settle window: recover VMs of a MONITORED host that become candidates.
+
+        host-reconnect runs this in a detached process after its first pass,
+        so the window does not hold one of onehem's hook slots.
+        """
+        started = self.clock()
+        host = self.call(self.oned.host_info, host_id)
+        if host.state != HostState.MONITORED:
+            self.out.line(f"host {host.name} is {host.state.name}: nothing to watch")
+            return self.report
+        self._settle(host, started + self.timing.settle_seconds)
+        self.out.line(f"host {host.name}: settle window over")
+        return self.report
+
     # --- one pass over a plan -----------------------------------------------
 
     def _pass(self, host: Host, host_plan: Any, retry: bool, log_skips: bool) -> None:

@@ -168,3 +168,12 @@ def test_node_standin_scripts_pass_shellcheck() -> None:
     result = Runner(timeout=60).run(["shellcheck", "-s", "sh", *scripts], ok_codes=range(256))
     assert result.returncode == 0, result.stdout
     assert all(os.access(path, os.X_OK) for path in scripts)
+
+
+def test_spawn_detached_starts_its_own_session_and_does_not_wait(tmp_path) -> None:
+    marker = tmp_path / "done"
+    pid = Runner().spawn_detached(["sh", "-c", 'sleep 0.3; echo done > "$1"', "sh", str(marker)])
+    assert os.getsid(pid) == pid  # a session of its own: onehem's kill of the hook's group misses it
+    assert not marker.exists()  # returned before the program finished
+    os.waitpid(pid, 0)
+    assert marker.read_text() == "done\n"

@@ -41,7 +41,9 @@ class Cloud:
         self.hook_ids = dict(zip((h.shim for h in HOOKS), self.stage.register_hooks(self.sim, self.config)))
 
     def settle(self) -> None:
+        """Hooks done, and host-reconnect's detached settle watchers too."""
         assert self.sim.settle(120), "hooks still running after 120 s"
+        assert self.stage.wait_watchers(60), "settle watchers still running after 60 s"
 
     def outage(self, host_ids: Sequence[int], gone: Sequence[int] = ()) -> None:
         """Power cut and return; hosts in ``gone`` report their VMs gone (POWEROFF/monitor)."""
@@ -72,6 +74,7 @@ class Cloud:
         return [r for r in self.runs("host-reconnect") if "was ERROR" in r.stdout]
 
     def stop(self) -> None:
+        self.stage.stop_watchers()
         self.sim.stop()
 
 
@@ -215,3 +218,33 @@ def test_bad_payloads_reach_nothing(make_cloud) -> None:
     assert result.returncode == 2 and b"expected a HOST document" in result.stdout
     assert c.sim.action_log == []
     assert dict(c.sim.calls) == calls_before  # not one call reached oned
+
+
+def test_settle_window_runs_detached_and_recovers_late_candidates(make_cloud) -> None:
+    """host-reconnect returns after its first pass (its onehem slot is free); the detached
+    watcher recovers a VM that becomes a candidate later in the window."""
+    from one_hooks.hooks import running_watchers
+    from one_hooks.oned import Oned
+
+    pace = Pace(boot=0.1, settle=6.0, settle_interval=0.3, deadline=2.0, retry_interval=0.3,
+                retry_delay=0.3, poll=0.2)
+    c = make_cloud(pace=pace)
+    host = c.sim.add_host("node-1")
+    vm = c.sim.add_vm("late", host)
+    oned = Oned(c.sim.endpoint, c.sim.session)
+    for shim in ("vm-unknown", "vm-poweroff"):  # only the watcher may resume it
+        oned.hook_delete(c.hook_ids[shim])
+    c.sim.host_error(host)
+    assert c.sim.settle(60)
+    c.sim.lock_vm(vm, 2)  # the first pass must leave it alone
+    c.sim.host_monitored(host)
+    assert c.sim.settle(60)  # the host hook has exited...
+    back = c.reconnects()
+    assert back and "watching its VMs for 6 s in the background" in back[-1].stdout
+    assert not c.running(vm) and c.resumes() == Counter()
+    assert running_watchers(c.stage.conf), "the settle watcher is not running"  # ...its window has not
+    c.sim.unlock_vm(vm)
+    assert c.stage.wait_watchers(30)
+    assert c.running(vm) and c.resumes() == Counter({vm: 1})
+    with open(c.stage.log) as log:
+        assert "host-reconnect watch: host" in log.read()

@@ -25,6 +25,7 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -117,6 +118,28 @@ class Stage:
         return {"ONE_XMLRPC": sim.endpoint, "ONE_AUTH": self.auth,  # type: ignore[attr-defined]
                 "ONE_HOOKS_CONFIG": self.conf,
                 "PYTHONPATH": PACKAGE_PARENT + (os.pathsep + path if path else "")}
+
+    def wait_watchers(self, timeout: float) -> bool:
+        """Wait for host-reconnect's detached settle watchers of this stage; False on timeout."""
+        from ..hooks import running_watchers
+
+        deadline = time.monotonic() + timeout
+        while running_watchers(self.conf):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop_watchers(self) -> None:
+        """End this stage's settle watchers (the demo is over, their window need not run out)."""
+        from ..hooks import running_watchers
+
+        for pid in running_watchers(self.conf):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        self.wait_watchers(5)
 
     def start_sim(self, **kwargs: object) -> object:
         """A started SimOned whose hooks run our shims from this stage."""
@@ -303,6 +326,7 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> in
         p(f"recovery took {time.monotonic() - t0:.1f} s" + ("" if done else " (timed out)"))
         return _final(sim, story, hook_ids, out) if done else 1
     finally:
+        stage.stop_watchers()
         sim.stop()
 
 
