@@ -103,13 +103,16 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
                  f"was {host.prev_state.name}")
         from .recovery import build_engine
-        inline = spawn is None
-        with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect", settle=inline,
-                          clock=clock, sleep=sleep, wall=wall) as engine:
-            report = engine.recover_host(host.id, settle=inline)
-        out.line(f"host-reconnect: host {host.id}: {report.summary()}")
-        if spawn is not None and config.recovery.settle_seconds > 0:
-            _start_watcher(host, config, out, spawn)
+        detach = spawn is not None and config.recovery.settle_seconds > 0
+        with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect",
+                          settle=not detach, clock=clock, sleep=sleep, wall=wall) as engine:
+            if detach:
+                # VM hooks of this host now leave their VMs to us (and to the watcher after us).
+                engine.ledger.claim_watch(host.id, wall() + config.recovery.settle_seconds)
+            report = engine.recover_host(host.id, settle=not detach)
+            out.line(f"host-reconnect: host {host.id}: {report.summary()}")
+            if detach and spawn is not None:
+                _start_watcher(host, config, out, spawn, engine.ledger, wall)
         return report.exit_code
 
     vm = expect_resource(payload, Resource.VM)
@@ -124,6 +127,16 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     if vm.host_id is None:
         out.line(f"{event}: VM {vm.id}: never deployed, nothing to do")
         return EXIT_OK
+    if not (event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN):
+        # At power-back, host-reconnect watches the host: one process for the host's
+        # VMs instead of one recovery per VM event. A failed deploy's retry is ours.
+        from .ledger import Ledger
+
+        watch = Ledger(config.recovery.state_dir, wall=wall).watcher_of(vm.host_id)
+        if watch is not None and watch.until > wall() + config.recovery.settle_interval:
+            out.line(f"{event}: VM {vm.id}: host-reconnect (pid {watch.pid}) watches host "
+                     f"{vm.hostname or vm.host_id} for {watch.until - wall():.0f} s more: left to it")
+            return EXIT_OK
     # Most VM events of an outage end here (host still in ERROR): decide that with
     # one call, before building the engine, the gate and their imports.
     if oned is None:
@@ -173,14 +186,18 @@ def running_watchers(config_path: str) -> List[int]:
 
 
 def _start_watcher(host: Host, config: Config, out: Reporter,
-                   spawn: Callable[[List[str]], int]) -> None:
+                   spawn: Callable[[List[str]], int], ledger: Any,
+                   wall: Callable[[], float]) -> None:
     seconds = config.recovery.settle_seconds
     try:
         pid = spawn(watcher_argv(host.id, config))
     except OneHooksError as exc:
+        ledger.claim_watch(host.id, wall())  # nobody watches: the VM hooks act themselves
         out.warning(f"host-reconnect: host {host.id}: cannot start the settle watcher ({exc}); "
                     "VMs reconciled later are left to the VM hooks")
         return
+    # Hand the claim over before this process exits (the watcher claims again itself).
+    ledger.claim_watch_for(host.id, pid, wall() + seconds)
     out.line(f"host-reconnect: host {host.id}: watching its VMs for {seconds:g} s in the background "
              f"(pid {pid}); its decisions go to the log")
 
@@ -189,7 +206,11 @@ def watch(host_id: int, config: Config, out: Reporter) -> int:
     """The detached settle window of host-reconnect (``--watch-host``)."""
     from .recovery import build_engine
     with build_engine(config, out, who="host-reconnect-watch", settle=True) as engine:
-        report = engine.watch_host(host_id)
+        engine.ledger.claim_watch(host_id, time.time() + config.recovery.settle_seconds)
+        try:
+            report = engine.watch_host(host_id)
+        finally:
+            engine.ledger.claim_watch(host_id, time.time())  # over: VM hooks act themselves
     out.line(f"host-reconnect watch: host {host_id}: {report.summary()}")
     return report.exit_code
 

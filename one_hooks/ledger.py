@@ -14,6 +14,10 @@ keep a VM from being resumed twice:
 
 A record older than the episode window is stale: a later outage starts from
 zero. A record is removed once the VM is seen RUNNING.
+
+A third file, ``<state_dir>/watch/host-<ID>.json``, says that a host-reconnect
+process is watching the host until a given time: VM hooks of that host then
+leave the VM to it instead of each starting a recovery of their own.
 """
 from __future__ import annotations
 
@@ -28,6 +32,15 @@ from typing import Callable, Iterator
 
 from . import fsio
 from .errors import ConfigError, LockBusy
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A live host-reconnect process watching a host until ``until`` (wall time)."""
+
+    host_id: int
+    pid: int
+    until: float
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,38 @@ class Ledger:
         """Forget the VM's attempts (it was seen RUNNING)."""
         fsio.remove(self._path("attempts", f"vm-{int(vm_id)}.json"))
 
+    # --- host watches ----------------------------------------------------
+
+    def claim_watch(self, host_id: int, until: float) -> None:
+        """Say that this process watches ``host_id`` until wall time ``until``."""
+        self.claim_watch_for(host_id, os.getpid(), until)
+
+    def claim_watch_for(self, host_id: int, pid: int, until: float) -> None:
+        """Say that process ``pid`` watches ``host_id`` until wall time ``until``."""
+        path = self._path("watch", f"host-{int(host_id)}.json")
+        body = {"pid": int(pid), "until": until}
+        try:
+            fsio.atomic_write(path, json.dumps(body).encode("utf-8"),
+                              fsio.FileMeta(0o640, os.getuid(), os.getgid()))
+        except OSError as exc:
+            raise _unusable(path, exc) from None
+
+    def watcher_of(self, host_id: int) -> "Watch | None":
+        """The live process watching the host now, if any.
+
+        A claim whose process is gone or whose time is over counts as none: a
+        crashed watcher must never leave VMs unattended.
+        """
+        path = os.path.join(self.state_dir, "watch", f"host-{int(host_id)}.json")
+        try:
+            data = json.loads(fsio.read_bytes(path).decode("utf-8"))
+            watch = Watch(int(host_id), int(data["pid"]), float(data["until"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if watch.until <= self.wall() or not _alive(watch.pid):
+            return None
+        return watch
+
     # --- host locks -------------------------------------------------------
 
     @contextlib.contextmanager
@@ -143,6 +188,16 @@ class Ledger:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return pid > 0
 
 
 def _unusable(path: str, exc: OSError) -> ConfigError:

@@ -248,3 +248,35 @@ def test_settle_window_runs_detached_and_recovers_late_candidates(make_cloud) ->
     assert c.running(vm) and c.resumes() == Counter({vm: 1})
     with open(c.stage.log) as log:
         assert "host-reconnect watch: host" in log.read()
+
+
+def test_vm_hooks_leave_a_watched_host_to_host_reconnect(make_cloud) -> None:
+    """VM hooks of a host that host-reconnect watches exit at once (no recovery of their
+    own); every VM still ends RUNNING, resumed once."""
+    import time
+
+    from one_hooks.ledger import Ledger
+
+    pace = Pace(boot=0.1, settle=4.0, settle_interval=0.3, deadline=5.0, retry_interval=0.3,
+                retry_delay=0.3, poll=0.2)
+    # The host's sessions come back on the 3rd look: host-reconnect is still at its gate
+    # when oned reconciles the VMs (POWEROFF, last action monitor).
+    c = make_cloud(["node-1 session-P3 session-P1-failed 3 session-P3-healthy"], pace=pace)
+    host = c.sim.add_host("node-1")
+    vms = [c.sim.add_vm(f"vm{i}", host) for i in range(4)]
+    c.sim.host_error(host)
+    c.settle()
+    ledger = Ledger(c.stage.state)
+    c.sim.host_monitored(host)
+    deadline = time.monotonic() + 30
+    while ledger.watcher_of(host) is None:
+        assert time.monotonic() < deadline, "host-reconnect never claimed the host"
+        time.sleep(0.02)
+    c.sim.reconcile(host, running=set())
+    c.settle()
+    assert all(c.running(v) for v in vms), [c.state(v) for v in vms]
+    assert c.resumes() == Counter({v: 1 for v in vms})
+    poweroff_runs = c.runs("vm-poweroff")
+    assert len(poweroff_runs) == len(vms)
+    assert all(r.code == 0 and "left to it" in r.stdout for r in poweroff_runs), \
+        [r.stdout for r in poweroff_runs]
