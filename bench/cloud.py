@@ -42,8 +42,10 @@ HEALTHY_SCENARIO = "*  session-P3  session-P3-healthy\n*  node  node-healthy\n* 
 class Tuning:
     """The ``[recovery]`` values a benchmark overrides (the rest stay defaults)."""
 
-    settle_seconds: float = 0.0
-    settle_interval: float = 1.0
+    # The production defaults: host-reconnect watches each host for 4 minutes in a
+    # detached process (the storm is over long before; close() ends the watchers).
+    settle_seconds: float = 240.0
+    settle_interval: float = 10.0
     wait_running: float = 300.0
     max_parallel: int = 8
     cache_ttl: float = 30.0
@@ -190,7 +192,39 @@ class BenchCloud:
         """Hook processes onehem (the sim's runner) started."""
         return self.sim.runner.started
 
+    def watchers_cpu(self) -> float:
+        """CPU seconds used so far by host-reconnect's detached settle watchers.
+
+        They run in sessions of their own, outside the hooks' wait()ed-for
+        process trees, so RUSAGE_CHILDREN never sees them: read /proc.
+        """
+        from one_hooks.hooks import running_watchers
+
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in running_watchers(self.config):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return total
+
+    def stop_watchers(self) -> None:
+        """End the settle watchers this cloud's hooks started."""
+        import signal
+
+        from one_hooks.hooks import running_watchers
+
+        for pid in running_watchers(self.config):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
     def close(self) -> None:
-        """Stop the sim, remove the temp dir."""
+        """Stop the settle watchers and the sim, remove the temp dir."""
+        self.stop_watchers()
         self.sim.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

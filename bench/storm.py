@@ -131,7 +131,7 @@ def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: flo
         done = cloud.wait_running(vm_ids, timeout)
         wall = (done or time.monotonic()) - start
         cloud.sim.settle(timeout)
-        runs2, cpu2 = cloud.hook_runs(), children_cpu()
+        runs2, cpu2 = cloud.hook_runs(), children_cpu() + cloud.watchers_cpu()
         calls = cloud.sim.calls
         sessions = cloud.node_sessions() - sessions_before
         per_host = [sessions.get(f"node-{h:03d}", 0) for h in range(hosts)]

@@ -167,11 +167,15 @@ class _Handler(BaseHTTPRequestHandler):
         except xmlrpc.client.Fault as error:
             data = xmlrpc.client.dumps(error, methodresponse=True)
         payload = data.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away (a killed hook): its loss, as with a real oned.
+            self.close_connection = True
 
     def _drop(self) -> None:
         self.close_connection = True
