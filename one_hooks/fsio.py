@@ -12,9 +12,7 @@ called with the name of each step before that step runs.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -52,7 +50,7 @@ def atomic_write(path: str, data: bytes, meta: Optional[FileMeta] = None,
     if meta is None:
         meta = FileMeta.of(path) if os.path.exists(path) else FileMeta(0o644, os.getuid(), os.getgid())
     steps("create-temp")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    fd, tmp = _make_temp(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as fh:
             steps("write")
@@ -73,6 +71,17 @@ def atomic_write(path: str, data: bytes, meta: Optional[FileMeta] = None,
         raise
     steps("fsync-dir")
     fsync_dir(directory)
+
+
+def _make_temp(directory: str, name: str) -> "tuple[int, str]":
+    """A new, private file beside the target (what tempfile.mkstemp does, without
+    importing tempfile and its random/hashlib on every hook's start-up)."""
+    while True:
+        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        except FileExistsError:
+            continue
 
 
 def fsync_dir(directory: str) -> None:
@@ -119,4 +128,6 @@ def make_dirs(path: str, mode: int = 0o755, uid: Optional[int] = None, gid: Opti
 
 def remove_tree(path: str) -> None:
     """Remove a directory tree if it exists."""
+    import shutil
+
     shutil.rmtree(path, ignore_errors=True)

@@ -76,10 +76,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             if args.event != "host-reconnect":
                 raise PayloadError("--watch-host goes with host-reconnect only")
             return watch(args.watch_host, config, out)
-        from .node import Runner
-
         payload = decode_payload(read_payload(args.template))
-        return handle(args.event, payload, config, out, spawn=Runner().spawn_detached)
+        return handle(args.event, payload, config, out, spawn=_spawn_detached)
     except OneHooksError as exc:
         # One line, on stdout like every other decision (oned keeps stdout for
         # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
@@ -166,6 +164,13 @@ def watcher_argv(host_id: int, config: Config) -> List[str]:
     if config.path:
         argv += ["--config", config.path]
     return argv + ["hook", "host-reconnect", "--watch-host", str(host_id)]
+
+
+def _spawn_detached(argv: List[str]) -> int:
+    # node (and subprocess) is imported only by the host hook that needs it.
+    from .node import Runner
+
+    return Runner().spawn_detached(argv)
 
 
 def running_watchers(config_path: str) -> List[int]:
