@@ -195,6 +195,9 @@ class Engine:
         self._snapshot_lock = threading.Lock()
         self._snapshot: Tuple[int, float, Optional[Dict[int, Vm]]] = (0, 0.0, None)
         self._fetch_cost = 0.0
+        # Pool reads cover only this ID range when the run serves one host (a hook).
+        self._range: Optional[Tuple[int, int]] = None
+        self._many_hosts = False
         # Orders resumes and looks: a look begun before a resume proves nothing about it.
         self._events = itertools.count(1)
         self._workers = concurrent.futures.ThreadPoolExecutor(
@@ -218,6 +221,7 @@ class Engine:
             for host_id in host_ids:
                 self.recover_host(host_id)
             return self.report
+        self._many_hosts = True  # one pool snapshot serves every host: no ID range
         with concurrent.futures.ThreadPoolExecutor(
                 max_workers=min(len(host_ids), 32), thread_name_prefix="host") as hosts:
             futures = {h: hosts.submit(self.recover_host, h) for h in host_ids}
@@ -244,6 +248,8 @@ class Engine:
         started = self.clock()
         host = known_host if known_host is not None else self.call(self.oned.host_info, host_id)
         wanted = sorted(set(only)) if only is not None else None
+        if not self._many_hosts:
+            self._range = id_range(host)
         if wanted is not None:
             vms = [self.call(self.oned.vm_info, vm_id) for vm_id in wanted]
         else:
@@ -501,7 +507,8 @@ class Engine:
     def _fetch(self) -> Tuple[int, float, Dict[int, Vm]]:
         """One pool call; caller holds the snapshot lock."""
         taken, when = next(self._events), self.clock()
-        snapshot = {vm.id: vm for vm in self.oned.vm_pool()}
+        snapshot = {vm.id: vm for vm in (self.oned.vm_pool(id_range=self._range)
+                                         if self._range else self.oned.vm_pool())}
         self._fetch_cost = max(0.0, self.clock() - when)
         self._snapshot = (taken, when, snapshot)
         return taken, when, snapshot
@@ -516,7 +523,8 @@ class Engine:
             self.sleep(self.timing.settle_interval)
             try:
                 fresh_host = self.oned.host_info(host.id)
-                vms = list(self.oned.vm_pool(host_id=host.id))
+                span = id_range(fresh_host)
+                vms = list(self.oned.vm_pool(host_id=host.id, id_range=span)) if span else []
             except OnedError as exc:
                 self.out.warning(f"host {host.name}: settle look failed: {exc}")
                 continue
@@ -557,6 +565,15 @@ class Engine:
         else:
             self.out.error(text)
         self._result(d, host, outcome, reason, vm.state_name if vm else "", attempts, seconds)
+
+
+def id_range(host: Host) -> Optional[Tuple[int, int]]:
+    """The smallest ID range holding every VM oned lists on ``host`` (None: no VM there).
+
+    A host lists its VMs under ``HOST/VMS`` while they are allocated to it,
+    in UNKNOWN and POWEROFF too: the VMs an outage leaves down are inside.
+    """
+    return (min(host.vm_ids), max(host.vm_ids)) if host.vm_ids else None
 
 
 def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any = None,

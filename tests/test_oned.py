@@ -596,6 +596,9 @@ def test_sim_hosts_vms_and_an_outage(sim: Any) -> None:
     assert client.find_host("node2").id == node2 and client.find_host(str(node1)).name == "node1"
     assert sorted(v.id for v in client.vm_pool()) == sorted([web, db, other])
     assert sorted(v.id for v in client.vm_pool(host_id=node1)) == sorted([web, db])
+    # the pool call's own start/end ID filter
+    assert sorted(v.id for v in client.vm_pool(id_range=(db, other))) == [db, other]
+    assert [v.id for v in client.vm_pool(host_id=node1, id_range=(db, other))] == [db]
 
     sim.host_error(node1)
     assert client.host_info(node1).state == HostState.ERROR

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -39,6 +39,8 @@ class CloudDoor:
         self.cloud = cloud
         self.down = False
         self.calls: List[str] = []
+        #: the id_range of every pool read
+        self.ranges: List[Optional[Tuple[int, int]]] = []
         #: called before each vm_action is forwarded (to let "someone else" act first)
         self.before_action: Optional[Callable[[int], None]] = None
         #: after this many more accepted actions, oned goes down
@@ -66,10 +68,14 @@ class CloudDoor:
         return xmlparse.parse_vm(self._do("one.vm.info", lambda: xmlout.compact(
             xmlout.vm_element(self.cloud.get_vm(vm_id)))))
 
-    def vm_pool(self, host_id: Optional[int] = None) -> List[Vm]:
+    def vm_pool(self, host_id: Optional[int] = None,
+                id_range: Optional[Tuple[int, int]] = None) -> List[Vm]:
         c = self.cloud
+        self.ranges.append(id_range)
+        low, high = id_range if id_range is not None else (-1, 1 << 62)
         text = self._do("one.vmpool.infoextended", lambda: xmlout.compact(xmlout.pool(
-            "VM_POOL", [xmlout.vm_element(vm, history="last") for vm in c.tables.vms.values()])))
+            "VM_POOL", [xmlout.vm_element(vm, history="last") for vm in c.tables.vms.values()
+                        if low <= vm.id <= high or id_range is None])))
         vms = xmlparse.parse_vm_pool(text)
         return vms if host_id is None else [vm for vm in vms if vm.host_id == host_id]
 
@@ -446,3 +452,21 @@ def test_state_dir_not_writable_is_one_clear_error(world: World, tmp_path) -> No
     with pytest.raises(ConfigError, match="state_dir"):
         with ledger.host_lock(0, 1):
             pass
+
+
+def test_a_host_run_reads_only_its_vms_id_range(world: World) -> None:
+    """A hook recovering one host asks oned for its VMs' ID range, not the whole cloud;
+    a run over several hosts shares whole-pool reads."""
+    other = _host_with_vms(world, 4, "node0")     # VMs 0-3, on another host
+    host = _host_with_vms(world, 5, "node1")      # VMs 4-8
+    _host_with_vms(world, 3, "node2")             # VMs 9-11
+    world.outage(host)
+    with world.engine() as engine:
+        report = engine.recover_host(host)
+    assert report.exit_code == 0 and sorted(world.resumes()) == [4, 5, 6, 7, 8]
+    assert world.door.ranges and set(world.door.ranges) == {(4, 8)}
+    world.door.ranges.clear()
+    world.outage(other)
+    with world.engine() as engine:
+        assert engine.recover_hosts([other, host]).exit_code == 0
+    assert world.door.ranges and set(world.door.ranges) == {None}
