@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List
 
-from cloud import REPO, BenchCloud
+from cloud import REPO, BenchCloud, production_python
 from measure import median, spawn_wait
 
 from one_hooks.sim import Latency
@@ -53,8 +53,8 @@ def run_startup(runs: int, latency: Latency) -> StartupResult:
         samples: Dict[str, List] = {"hook": [], "pass": [], "pyone": []}
         for _ in range(runs):
             samples["hook"].append(spawn_wait([shim], cloud.env, payload))
-            samples["pass"].append(spawn_wait([sys.executable, "-c", "pass"], cloud.env))
-            samples["pyone"].append(spawn_wait([sys.executable, "-c", "import pyone"], cloud.env))
+            samples["pass"].append(spawn_wait([production_python(), "-c", "pass"], cloud.env))
+            samples["pyone"].append(spawn_wait([production_python(), "-c", "import pyone"], cloud.env))
         return StartupResult(
             runs=runs,
             hook_cpu_s=median([r.cpu_s for r in samples["hook"]]),

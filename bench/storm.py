@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from cloud import BenchCloud, Tuning
+from cloud import BenchCloud, Tuning, production_python
 
 from one_hooks.sim import Latency
 
@@ -175,7 +175,7 @@ def run_serial_pyone(total_vms: int, sample_vms: int, latency: Latency,
         vm_ids = [v for ids in layout.values() for v in ids][:sample]
         start = time.monotonic()
         for vm_id in vm_ids:
-            subprocess.run([sys.executable, "-c", PYONE_RESUME, cloud.sim.endpoint,
+            subprocess.run([production_python(), "-c", PYONE_RESUME, cloud.sim.endpoint,
                             cloud.sim.session, str(vm_id)], check=True, capture_output=True,
                            timeout=120)
         done = cloud.wait_running(vm_ids, timeout)
