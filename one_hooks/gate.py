@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from . import fsio
 from .config import IscsiSection
@@ -155,27 +155,23 @@ class Gate:
         except UsageError as exc:
             return unknown(host, f"cannot ask: {exc}", self.wall())
 
+    def _iscsiadm(self, host: str, args: List[str], parse: Callable[[str], List[Any]]) -> List[Any]:
+        """``iscsiadm ARGS`` on the node, parsed; exit 21 ("no objects") is an empty list."""
+        result = self.node.run(host, self.iscsiadm + args, ok_codes=ANY_CODE)
+        if no_objects(result.returncode, result.stderr):
+            return []
+        if result.returncode != 0:
+            raise NodeError(f"iscsiadm {' '.join(args)} exited {result.returncode}: "
+                            f"{first_line(result.stderr) or 'no output'}", host)
+        return parse(result.stdout)
+
     def _look(self, host: str) -> Verdict:
         section = self.section
         notes = []
-        result = self.node.run(host, self.iscsiadm + ["-m", "session", "-P", "3"], ok_codes=ANY_CODE)
-        if no_objects(result.returncode, result.stderr):
-            sessions = []
-        elif result.returncode != 0:
-            raise NodeError(f"iscsiadm -m session -P 3 exited {result.returncode}: "
-                            f"{first_line(result.stderr) or 'no output'}", host)
-        else:
-            sessions = parse_session_detail(result.stdout)
+        sessions = self._iscsiadm(host, ["-m", "session", "-P", "3"], parse_session_detail)
         records = None
         if section.require_node_records:
-            result = self.node.run(host, self.iscsiadm + ["-m", "node"], ok_codes=ANY_CODE)
-            if no_objects(result.returncode, result.stderr):
-                records = []
-            elif result.returncode != 0:
-                raise NodeError(f"iscsiadm -m node exited {result.returncode}: "
-                                f"{first_line(result.stderr) or 'no output'}", host)
-            else:
-                records = parse_node_records(result.stdout)
+            records = self._iscsiadm(host, ["-m", "node"], parse_node_records)
         dangling = None
         if section.check_by_path:
             # find -xtype l lists only links whose target is gone; filtered here, not
