@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence, Set
 
+from .timeline import wait_while
+
 #: onehem's concurrency cap.
 MAX_PARALLEL = 10
 #: The code onehem records for a hook killed at its TIMEOUT.
@@ -138,14 +140,7 @@ class HookRunner:
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no execution is queued or running; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queued:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
-        return True
+        return wait_while(self._cond, lambda: bool(self._queued), timeout)
 
     def stop(self) -> None:
         """Drop queued executions and end running ones (SIGTERM to their groups)."""

@@ -41,14 +41,7 @@ class Timeline:
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is pending; False if ``timeout`` passed first."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._heap or self._running:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
-        return True
+        return wait_while(self._cond, lambda: bool(self._heap or self._running), timeout)
 
     def stop(self) -> None:
         """Drop what is pending and end the worker."""
@@ -77,3 +70,15 @@ class Timeline:
                 with self._cond:
                     self._running -= 1
                     self._cond.notify_all()
+
+
+def wait_while(cond: threading.Condition, busy: Callable[[], bool], timeout: float) -> bool:
+    """Wait on ``cond`` while ``busy()`` holds; False if ``timeout`` passed first."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while busy():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            cond.wait(min(left, 0.05))
+    return True
