@@ -15,8 +15,9 @@ from one_hooks.cpu import wrapper as wrapper_mod
 QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 HOST_CPU = "host,arch-capabilities=off"  # plain "host" aborts under this machine's nested KVM
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm") or not os.path.exists(QEMU),
-                                reason="needs /dev/kvm and qemu-system-x86_64 (apt: qemu-system-x86)")
+NEEDS = "needs /dev/kvm and qemu-system-x86_64 (apt: qemu-system-x86)"
+HAVE_KVM = os.path.exists("/dev/kvm") and os.path.exists(QEMU)
+pytestmark = pytest.mark.skipif(not HAVE_KVM, reason=NEEDS)
 
 
 def one_domain(name: str, emulator: str, cpu_xml: str = "") -> str:
