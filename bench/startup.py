@@ -11,7 +11,6 @@ on the official binding pays before doing anything).
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Dict, List
 

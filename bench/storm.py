@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import resource
 import subprocess
-import sys
 import threading
 import time
 import xmlrpc.client

@@ -4,12 +4,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import List
 
 import pytest
 
 from one_hooks import cli
-from one_hooks.cpu import conf_patch, migration, scope as scope_mod, wrapper as wrapper_mod
+from one_hooks.cpu import migration, scope as scope_mod, wrapper as wrapper_mod
 from one_hooks.model import Host, HostState
 from one_hooks.template import parse
 

@@ -18,7 +18,7 @@ import pytest
 
 from one_hooks import config as config_mod
 from one_hooks import hook_templates as ht
-from one_hooks import install, template, xmlparse
+from one_hooks import install, install_check, template, xmlparse
 from one_hooks.config import Config
 from one_hooks.model import Hook
 
@@ -138,11 +138,11 @@ def test_render_shim_replaces_only_the_assignment(tmp_path: Path) -> None:
 
 
 def test_sudo_list_argv() -> None:
-    assert install.sudo_list_argv(["sudo", "-n", "iscsiadm"], "session") == \
+    assert install_check.sudo_list_argv(["sudo", "-n", "iscsiadm"], "session") == \
         ["sudo", "-n", "-l", "iscsiadm", "-m", "session"]
-    assert install.sudo_list_argv(["/usr/bin/sudo", "-u", "root", "/sbin/iscsiadm"], "node") == \
+    assert install_check.sudo_list_argv(["/usr/bin/sudo", "-u", "root", "/sbin/iscsiadm"], "node") == \
         ["/usr/bin/sudo", "-n", "-u", "root", "-l", "/sbin/iscsiadm", "-m", "node"]
-    assert install.sudo_list_argv(["iscsiadm"], "node") is None
+    assert install_check.sudo_list_argv(["iscsiadm"], "node") is None
 
 
 def test_shipped_remotes_holds_the_shim_dir() -> None:

@@ -201,7 +201,7 @@ def test_tiers_in_order_higher_first(world: World) -> None:
                           vm3=[("ONE_HOOKS_PRIORITY", "9")], vm2=[("ONE_HOOKS_PRIORITY", "x")])
     world.outage(host)
     with world.engine() as engine:
-        report = engine.recover_host(host)
+        assert engine.recover_host(host).exit_code == 0
     order = world.resumes()
     assert order[:2] == [3, 1] and sorted(order[2:]) == [0, 2]
     assert "not an integer" in world.out.getvalue()

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import base64
-import os
 import sys
 import time
 import xmlrpc.client
 from pathlib import Path
 from typing import Callable
 
-import pytest
 from lxml import etree
 
 from one_hooks.sim.hookrun import MAX_PARALLEL, TIMEOUT_CODE

@@ -10,7 +10,6 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import pytest
 from lxml import etree
 
 DATA = Path(__file__).parent / "data" / "sim"

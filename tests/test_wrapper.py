@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest

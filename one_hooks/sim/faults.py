@@ -5,9 +5,13 @@ element of a failed XML-RPC answer ``[false, message, code]``.
 """
 from __future__ import annotations
 
-from ..model import (  # noqa: F401  (re-exported: the codes live with the other OpenNebula facts)
+# Re-exported: the codes live with the other OpenNebula facts in model.py.
+from ..model import (
     ACTION, ALLOCATE, AUTHENTICATION, AUTHORIZATION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API,
 )
+
+__all__ = ["ACTION", "ALLOCATE", "AUTHENTICATION", "AUTHORIZATION", "INTERNAL", "LOCKED", "NO_EXISTS",
+           "XML_RPC_API", "Refused"]
 
 
 class Refused(Exception):

@@ -1,0 +1,230 @@
+"""``one-hooks-install --check``: verify an installation and name every problem.
+
+Checks, each reported as one ``ok:`` or ``problem:`` line: the configuration,
+the installed files (content, mode, owner), that the shims' interpreter runs
+this version of one_hooks, the CPU switch, oned (reachable, our hooks present
+and matching the templates, OpenNebula's autostart hooks warned about), and on
+every MONITORED node its copy of the remotes (sha256 over ``[node] command``)
+and the sudoers rule the iSCSI gate needs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import __version__, fsio
+from . import hook_templates as ht
+from .audit import Reporter
+from .errors import NodeUnreachable, OneHooksError
+from .install import (
+    ONEADMIN, Context, FileSpec, Manifest, oneadmin_ids, sha256, shim_python, shipped_remotes, unroot,
+    wanted_files, wrapper_node_path,
+)
+
+
+class Findings:
+    """``--check`` results: ok lines and problems, each one line."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.problems: List[str] = []
+
+    def ok(self, text: str) -> None:
+        """Something verified."""
+        self.reporter.line(f"ok: {text}")
+
+    def problem(self, text: str) -> None:
+        """Something wrong: named, with why."""
+        self.problems.append(text)
+        self.reporter.error(f"problem: {text}")
+
+    def warn(self, text: str) -> None:
+        """Something to look at that does not break the installation."""
+        self.reporter.warning(f"warning: {text}")
+
+
+def check(ctx: Context, config_problem: str = "") -> int:
+    """Verify an installation; exit 1 naming every problem, 0 if there is none."""
+    found = Findings(ctx.reporter)
+    layout = ctx.layout
+    if config_problem:
+        found.problem(f"configuration: {config_problem}")
+    else:
+        found.ok(f"configuration {unroot(layout, ctx.config.path) or '(defaults)'} is valid")
+    manifest = Manifest.read(layout.fs(layout.manifest))
+    if manifest is None:
+        found.problem(f"not installed: no manifest at {layout.manifest}")
+    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config)
+    _check_files(ctx, found, specs)
+    if manifest and manifest.cpu:
+        _check_cpu(ctx, found, manifest.cpu)
+    hosts = _check_oned(ctx, found)
+    if hosts:
+        _check_nodes(ctx, found, specs, hosts)
+    if found.problems:
+        ctx.reporter.line(f"check: {len(found.problems)} problem(s)")
+        return 1
+    ctx.reporter.line("check: the installation is complete and consistent")
+    return 0
+
+
+def _check_files(ctx: Context, found: Findings, specs: Sequence[FileSpec]) -> None:
+    owner = oneadmin_ids()
+    pythons = set()
+    for spec in specs:
+        target = ctx.layout.fs(spec.path)
+        if not os.path.isfile(target):
+            found.problem(f"{spec.path}: missing")
+            continue
+        meta = fsio.FileMeta.of(target)
+        data = fsio.read_bytes(target)
+        wrong = []
+        if data != spec.data:
+            wrong.append("content differs from this version's")
+        if meta.mode != spec.mode:
+            wrong.append(f"mode {meta.mode:04o}, want {spec.mode:04o}")
+        if owner and (meta.uid, meta.gid) != owner:
+            wrong.append(f"owner {meta.uid}:{meta.gid}, want {ONEADMIN}")
+        if wrong:
+            found.problem(f"{spec.path}: " + "; ".join(wrong))
+        else:
+            found.ok(f"{spec.path}")
+        interpreter = shim_python(data) if os.sep + ht.SHIM_DIR + os.sep in spec.path else None
+        if interpreter:
+            pythons.add(interpreter)
+    for python in sorted(pythons):
+        _check_python(ctx, found, python)
+
+
+def _check_python(ctx: Context, found: Findings, python: str) -> None:
+    """The shims' interpreter must run and import this version of one_hooks."""
+    from .node import first_line
+
+    try:
+        result = ctx.runner.run([python, "-m", "one_hooks", "--version"], timeout=60.0, ok_codes=range(256))
+    except OneHooksError as exc:
+        found.problem(f"shims cannot run: {exc}")
+        return
+    if result.returncode != 0:
+        why = first_line(result.stderr) or first_line(result.stdout) or f"exit {result.returncode}"
+        found.problem(f"shims cannot run: {python} -m one_hooks: {why}")
+    elif __version__ not in result.stdout + result.stderr:
+        found.problem(f"shims run {python}, which has another one_hooks: "
+                      f"{first_line(result.stdout + result.stderr)} (want {__version__})")
+    else:
+        found.ok(f"shims run {python} with one_hooks {__version__}")
+
+
+def _check_cpu(ctx: Context, found: Findings, record: Dict[str, Any]) -> None:
+    """The CPU switch the installation made is still in the driver config."""
+    from .cpu import conf_patch
+
+    conf_real = str(record.get("conf") or ctx.config.cpu.conf)
+    try:
+        text = fsio.read_bytes(ctx.layout.fs(conf_real)).decode("utf-8")
+        state = conf_patch.state_of(text, conf_real)
+    except (OSError, UnicodeDecodeError, OneHooksError) as exc:
+        found.problem(f"CPU switch: cannot read {conf_real}: {exc}")
+        return
+    mode = record.get("mode")
+    if mode == "native" and not state.native:
+        found.problem(f"CPU switch: {conf_real} has no CPU_MODEL host-passthrough any more "
+                      f"(CPU_MODEL is {state.cpu_model!r})")
+    elif mode == "wrapper" and not state.wrapper(wrapper_node_path(ctx)):
+        found.problem(f"CPU switch: {conf_real} EMULATOR is {state.emulator!r}, "
+                      f"want {wrapper_node_path(ctx)}")
+    else:
+        found.ok(f"CPU switch ({mode}) in place in {conf_real}")
+
+
+def _check_oned(ctx: Context, found: Findings) -> List[Any]:
+    """oned reachable, our hooks registered and matching; returns the hosts to check."""
+    try:
+        oned = ctx.oned()
+        version = oned.version()
+    except OneHooksError as exc:
+        found.problem(f"oned at {ctx.config.oned.endpoint} not reachable: {exc}")
+        return []
+    found.ok(f"oned {version} at {ctx.config.oned.endpoint}")
+    try:
+        pool = oned.hook_pool()
+        hosts = oned.host_pool()
+    except OneHooksError as exc:
+        found.problem(f"cannot read hooks and hosts: {exc}")
+        return []
+    problems = ht.check_problems(pool, ctx.config)
+    for text in problems:
+        found.problem(text)
+    if not problems:
+        found.ok("hooks " + ", ".join(ht.NAMES) + " registered and matching")
+    for warning in ht.autostart_warnings(pool):
+        found.warn(warning)
+    return list(hosts)
+
+
+def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts: Sequence[Any]) -> None:
+    """Each monitored node: its copy of the remotes matches ours, sudo allows iscsiadm."""
+    from .model import HostState
+    from .node import Node
+
+    node = Node.from_config(ctx.config, ctx.runner)
+    remote = {os.path.join(ctx.layout.node_remotes, os.path.relpath(s.path, ctx.layout.remotes)): s
+              for s in specs}
+    for host in hosts:
+        if host.state != HostState.MONITORED:
+            found.warn(f"host {host.name} is {host.state.name}: its copy of the remotes was not checked")
+            continue
+        try:
+            result = node.run(host.name, ["sha256sum", "--", *sorted(remote)], ok_codes=(0, 1))
+        except NodeUnreachable as exc:
+            found.problem(f"host {host.name}: cannot check its remotes: {exc}")
+            continue
+        except OneHooksError as exc:
+            found.problem(f"host {host.name}: cannot check its remotes: {exc}")
+        else:
+            sums = {}
+            for line in result.stdout.splitlines():
+                digest, _, path = line.partition("  ")
+                sums[path.strip()] = digest.strip()
+            stale = [p for p, s in sorted(remote.items()) if sums.get(p) != sha256(s.data)]
+            if stale:
+                found.problem(f"host {host.name}: out of sync ({', '.join(stale)} missing or different): "
+                              f"run 'onehost sync --force' as oneadmin")
+            else:
+                found.ok(f"host {host.name}: remotes in sync")
+        _check_sudo(ctx, found, node, host.name)
+
+
+def sudo_list_argv(iscsiadm: Sequence[str], mode: str) -> Optional[List[str]]:
+    """``sudo -n -l <iscsiadm> -m MODE``: asks sudo whether the gate's command is allowed.
+
+    None when ``[iscsi] iscsiadm`` does not go through sudo.
+    """
+    words = list(iscsiadm)
+    if not words or os.path.basename(words[0]) != "sudo":
+        return None
+    options: List[str] = []
+    rest = words[1:]
+    while rest and rest[0].startswith("-"):
+        word = rest.pop(0)
+        if word in ("-u", "-g", "-U", "-h", "-p", "-C") and rest:
+            options += [word, rest.pop(0)]
+        elif word not in ("-n", "-l"):
+            options.append(word)
+    return [words[0], "-n", *options, "-l", *rest, "-m", mode]
+
+
+def _check_sudo(ctx: Context, found: Findings, node: Any, host: str) -> None:
+    if not ctx.config.iscsi.check:
+        return
+    for mode in ("session", "node"):
+        argv = sudo_list_argv(ctx.config.iscsiadm_argv(), mode)
+        if argv is None:
+            return
+        try:
+            node.run(host, argv)
+        except OneHooksError as exc:
+            found.problem(f"host {host}: sudo does not allow '{' '.join(argv[argv.index('-l') + 1:])}' "
+                          f"without a password: {exc}")
+            return
+    found.ok(f"host {host}: sudo allows iscsiadm")
