@@ -24,7 +24,8 @@ from one_hooks.iscsi import Status, Verdict
 from one_hooks.ledger import Ledger
 from one_hooks.model import Host, Vm
 from one_hooks.policy import Settings
-from one_hooks.recovery import Engine, Outcome, Timing
+from one_hooks.recovery import Engine, Timing
+from one_hooks.report import Outcome
 from one_hooks.sim import xmlout
 from one_hooks.sim.cloud import Cloud
 from one_hooks.sim.faults import ACTION, LOCKED, NO_EXISTS, Refused
