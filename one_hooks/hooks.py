@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 raise PayloadError("--watch-host goes with host-reconnect only")
             return watch(args.watch_host, config, out)
         payload = decode_payload(read_payload(args.template))
-        return handle(args.event, payload, config, out, spawn=_spawn_detached)
+        return handle(args.event, payload, config, out, spawn=_spawner(config))
     except OneHooksError as exc:
         # One line, on stdout like every other decision (oned keeps stdout for
         # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
@@ -166,11 +166,18 @@ def watcher_argv(host_id: int, config: Config) -> List[str]:
     return argv + ["hook", "host-reconnect", "--watch-host", str(host_id)]
 
 
-def _spawn_detached(argv: List[str]) -> int:
-    # node (and subprocess) is imported only by the host hook that needs it.
-    from .node import Runner
+def _spawner(config: Config) -> Callable[[List[str]], int]:
+    """Starts the settle watcher detached; its stderr goes to the log file (if one)."""
+    def spawn(argv: List[str]) -> int:
+        # node (and subprocess) is imported only by the host hook that needs it.
+        from .node import Runner
 
-    return Runner().spawn_detached(argv)
+        log = config.log.file if config.log.file != "-" else ""
+        try:
+            return Runner().spawn_detached(argv, stderr_path=log)
+        except OSError:  # the log cannot be opened: the watcher still runs
+            return Runner().spawn_detached(argv)
+    return spawn
 
 
 def running_watchers(config_path: str) -> List[int]:

@@ -191,13 +191,22 @@ class Ledger:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """Is ``pid`` a live one-hooks process? (A recycled PID running something else is not.)"""
+    if pid <= 0:
         return False
-    except PermissionError:  # alive, another user's
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"one_hooks" in fh.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc to read: fall back to "some process has that PID"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return pid > 0
 
 
 def _unusable(path: str, exc: OSError) -> ConfigError:

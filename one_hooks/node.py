@@ -127,24 +127,30 @@ class Runner:
         return result
 
 
-    def spawn_detached(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
+    def spawn_detached(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                       stderr_path: str = "") -> int:
         """Start ``argv`` in a session of its own and return its PID without waiting.
 
         For work that must outlive the calling hook: onehem keeps one of its
         few slots busy while a hook runs and kills the hook's process group on
         TIMEOUT. The program started here bounds its own run time (no timeout
-        is imposed from here); its output goes nowhere, it logs for itself.
+        is imposed from here) and logs for itself; its stdout goes nowhere, its
+        stderr (a traceback, should it have a bug) is appended to ``stderr_path``.
         """
         words = [str(w) for w in argv]
         if not words:
             raise UsageError("empty command")
+        err = open(stderr_path, "ab") if stderr_path else None  # noqa: SIM115 (closed below)
         try:
             proc = subprocess.Popen(
                 words, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, env=dict(env) if env is not None else None,
-                start_new_session=True, close_fds=True)
+                stderr=err if err is not None else subprocess.DEVNULL,
+                env=dict(env) if env is not None else None, start_new_session=True, close_fds=True)
         except OSError as exc:
             raise CommandFailed(f"cannot start {words[0]}: {exc.strerror}", "", 126) from None
+        finally:
+            if err is not None:
+                err.close()
         return proc.pid
 
 

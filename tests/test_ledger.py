@@ -3,19 +3,38 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 from one_hooks.ledger import Ledger
+
+
+def _one_hooks_process() -> "subprocess.Popen[bytes]":
+    """A live process whose command line names one_hooks, as a watcher's does."""
+    return subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(30)", "one_hooks"])
 
 
 def test_a_live_claim_is_seen(tmp_path) -> None:
     now = [1000.0]
     ledger = Ledger(str(tmp_path), wall=lambda: now[0])
     assert ledger.watcher_of(3) is None
-    ledger.claim_watch(3, until=1100.0)
-    watch = ledger.watcher_of(3)
-    assert watch is not None and watch.pid == os.getpid() and watch.until == 1100.0
-    now[0] = 1100.0  # the window is over
-    assert ledger.watcher_of(3) is None
+    proc = _one_hooks_process()
+    try:
+        ledger.claim_watch_for(3, proc.pid, until=1100.0)
+        watch = ledger.watcher_of(3)
+        assert watch is not None and watch.pid == proc.pid and watch.until == 1100.0
+    finally:
+        proc.kill()
+        proc.wait()
+    ledger.claim_watch_for(3, os.getpid(), until=1100.0)  # pytest: not a one_hooks process
+    assert ledger.watcher_of(3) is None  # a recycled PID running something else
+    proc = _one_hooks_process()
+    try:
+        ledger.claim_watch_for(3, proc.pid, until=1100.0)
+        now[0] = 1100.0  # the window is over
+        assert ledger.watcher_of(3) is None
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_a_dead_watcher_counts_as_none(tmp_path) -> None:
@@ -28,6 +47,6 @@ def test_a_dead_watcher_counts_as_none(tmp_path) -> None:
 
 def test_a_damaged_claim_counts_as_none(tmp_path) -> None:
     ledger = Ledger(str(tmp_path), wall=lambda: 0.0)
-    ledger.claim_watch(7, until=1e12)
+    ledger.claim_watch_for(7, os.getpid(), until=1e12)
     (tmp_path / "watch" / "host-7.json").write_text("{not json")
     assert ledger.watcher_of(7) is None

@@ -177,3 +177,12 @@ def test_spawn_detached_starts_its_own_session_and_does_not_wait(tmp_path) -> No
     assert not marker.exists()  # returned before the program finished
     os.waitpid(pid, 0)
     assert marker.read_text() == "done\n"
+
+
+def test_spawn_detached_appends_stderr_to_a_file(tmp_path) -> None:
+    log = tmp_path / "one-hooks.log"
+    log.write_text("earlier line\n")
+    pid = Runner().spawn_detached(["sh", "-c", "echo traceback-here >&2; echo not-this"],
+                                  stderr_path=str(log))
+    os.waitpid(pid, 0)
+    assert log.read_text() == "earlier line\ntraceback-here\n"
