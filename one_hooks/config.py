@@ -229,7 +229,7 @@ def _spec_literal(value: Any) -> str:
 def _default_of(f: "dataclasses.Field[Any]") -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
-    return f.default_factory()  # type: ignore[misc]
+    return f.default_factory()  # type: ignore[misc,operator]
 
 
 def reference() -> List[Tuple[str, str, str, str]]:

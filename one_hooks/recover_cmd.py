@@ -64,13 +64,13 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
 def _hosts(oned: object, wanted: List[str], out: Reporter) -> List[Host]:
     """The hosts named (each must exist), or every MONITORED host."""
     if wanted:
-        hosts = []
+        named: List[Host] = []
         for name in wanted:
             try:
-                hosts.append(oned.find_host(name))  # type: ignore[attr-defined]
+                named.append(oned.find_host(name))  # type: ignore[attr-defined]
             except OnedNotFound:
                 raise UsageError(f"recover: no host {name!r} in oned") from None
-        return hosts
+        return named
     hosts: List[Host] = []
     for host in oned.host_pool():  # type: ignore[attr-defined]
         if host.state == HostState.MONITORED:

@@ -217,7 +217,7 @@ class _Parser:
         return TemplateSyntaxError(message, self.path, line, column)
 
     def run(self) -> List[Definition]:
-        defs = []
+        defs: List[Definition] = []
         while True:
             self.skip()
             if self.pos >= len(self.text):

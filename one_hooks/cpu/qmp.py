@@ -11,7 +11,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set
 
 from ..errors import CpuError
 
@@ -105,7 +105,8 @@ def vcpu_profile(qmp: Qmp, path: Optional[str] = None) -> VcpuProfile:
     """``model-id`` and every boolean property of the vCPU, split into on and off."""
     where = path or vcpu_path(qmp)
     model_id = str(qmp.execute("qom-get", path=where, property="model-id"))
-    on, off = set(), set()
+    on: Set[str] = set()
+    off: Set[str] = set()
     for prop in qmp.execute("qom-list", path=where):
         if prop.get("type") != "bool":
             continue

@@ -52,9 +52,9 @@ def judge_files(settings_text: Optional[str], stat_text: str, wrapper: str) -> T
     stats: Dict[str, Tuple[int, int]] = {}
     for line in stat_text.splitlines():
         path, _, rest = line.rpartition(":")
-        path, _, mode = path.rpartition(":")
-        if path and mode and rest.isdigit():
-            stats[path] = (int(mode, 8), int(rest))
+        path, _, octal = path.rpartition(":")
+        if path and octal and rest.isdigit():
+            stats[path] = (int(octal, 8), int(rest))
     if wrapper not in stats:
         out.append((PROBLEM, f"wrapper {wrapper} is missing: run 'onehost sync --force' on the front-end"))
         return out, ""

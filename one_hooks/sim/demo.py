@@ -30,12 +30,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TYPE_CHECKING, TextIO, Tuple
 
 from .. import fsio
 from ..config import Config
 from ..errors import UsageError
 from ..model import LcmState, VmState
+
+if TYPE_CHECKING:  # only for annotations: the demo imports the simulator lazily
+    from .oned import SimOned
 
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_standin")
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -112,7 +115,7 @@ class Stage:
         fsio.atomic_write(self.conf, text.encode())
         return load(self.conf, environ={})
 
-    def hook_env(self, sim: object) -> Dict[str, str]:
+    def hook_env(self, sim: "SimOned") -> Dict[str, str]:
         """What a hook process needs: oned's endpoint and auth, our config, the package."""
         path = os.environ.get("PYTHONPATH", "")
         return {"ONE_XMLRPC": sim.endpoint, "ONE_AUTH": self.auth,  # type: ignore[attr-defined]
@@ -141,7 +144,7 @@ class Stage:
                 pass
         self.wait_watchers(5)
 
-    def start_sim(self, **kwargs: object) -> object:
+    def start_sim(self, **kwargs: Any) -> "SimOned":
         """A started SimOned whose hooks run our shims from this stage."""
         from . import SimOned
 
@@ -153,7 +156,7 @@ class Stage:
         sim.set_hook_env(self.hook_env(sim))
         return sim
 
-    def register_hooks(self, sim: object, config: Config) -> List[int]:
+    def register_hooks(self, sim: "SimOned", config: Config) -> List[int]:
         """Register the three hooks as one-hooks-install would."""
         from ..hook_templates import HOOKS, allocate_text
 
@@ -195,7 +198,7 @@ PROBLEM_WORDS = ("gate BROKEN", "gate UNKNOWN", "LOCKED", "gave up", ": failed:"
 ROLES = (("db", "10"), ("app", "5"), ("web", ""), ("web", ""))
 
 
-def build_story(sim: object, hosts: int, vms: int) -> Tuple[Story, List[str]]:
+def build_story(sim: "SimOned", hosts: int, vms: int) -> Tuple[Story, List[str]]:
     """Hosts and VMs in the simulator, the node scenario lines, the expectations."""
     story = Story()
     for i in range(hosts):
@@ -260,7 +263,7 @@ def build_story(sim: object, hosts: int, vms: int) -> Tuple[Story, List[str]]:
     return story, scenario
 
 
-def _counts(sim: object, story: Story) -> str:
+def _counts(sim: "SimOned", story: Story) -> str:
     counts: Dict[str, int] = {}
     for vm_id in story.expect:
         name = sim.vm(vm_id).state_name  # type: ignore[attr-defined]
@@ -268,7 +271,7 @@ def _counts(sim: object, story: Story) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
-def _watch(sim: object, story: Story, out: TextIO, t0: float, limit: float, poll: float) -> bool:
+def _watch(sim: "SimOned", story: Story, out: TextIO, t0: float, limit: float, poll: float) -> bool:
     """Print a line whenever the picture changes, until hooks are idle; False on timeout."""
     last = ""
     while time.monotonic() - t0 < limit:
@@ -330,7 +333,7 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> in
         sim.stop()
 
 
-def _final(sim: object, story: Story, hook_ids: Sequence[int], out: TextIO) -> int:
+def _final(sim: "SimOned", story: Story, hook_ids: Sequence[int], out: TextIO) -> int:
     p = lambda text: print(text, file=out, flush=True)  # noqa: E731
     resumes: Dict[int, int] = {}
     for _, vm_id, action, _ in sim.action_log:  # type: ignore[attr-defined]
@@ -376,7 +379,7 @@ def _final(sim: object, story: Story, hook_ids: Sequence[int], out: TextIO) -> i
 # --- measuring ----------------------------------------------------------------------
 
 
-def _outage(sim: object, host_ids: Sequence[int]) -> None:
+def _outage(sim: "SimOned", host_ids: Sequence[int]) -> None:
     for host_id in host_ids:
         sim.host_error(host_id)  # type: ignore[attr-defined]
     for host_id in host_ids:
