@@ -47,6 +47,7 @@ class Cloud:
 
     def outage(self, host_ids: Sequence[int], gone: Sequence[int] = ()) -> None:
         """Power cut and return; hosts in ``gone`` report their VMs gone (POWEROFF/monitor)."""
+        self.settle()  # the hosts' first MONITORED (and its settle watcher) is over
         for host_id in host_ids:
             self.sim.host_error(host_id)
         self.settle()
