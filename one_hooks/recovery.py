@@ -448,8 +448,10 @@ class Engine:
             if fresh_host.state != HostState.MONITORED:
                 self.out.warning(f"host {host.name} is {fresh_host.state.name} again: stop watching")
                 return
+            # Failures are not retried here (a failed deploy is vm-unknown's to retry);
+            # a VM seen RUNNING that is down again is a new incident: its VM hook left it to us.
             done = {r.vm_id for r in self.report.results.values()
-                    if r.outcome in (Outcome.RUNNING, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE)}
+                    if r.outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE)}
             new = [vm for vm in vms if vm.id not in done
                    and decide(vm, fresh_host, self.settings).action == Action.RESUME]
             if new:

@@ -471,3 +471,30 @@ def test_a_host_run_reads_only_its_vms_id_range(world: World) -> None:
     with world.engine() as engine:
         assert engine.recover_hosts([other, host]).exit_code == 0
     assert world.door.ranges and set(world.door.ranges) == {None}
+
+
+def test_settle_window_resumes_a_vm_that_goes_down_again(world: World) -> None:
+    """A VM the window already brought back that vanishes again is a new incident: its VM
+    hook leaves it to the watching host-reconnect, which must resume it again."""
+    host = world.cloud.add_host("node1")
+    for i in range(2):
+        world.cloud.add_vm(f"vm{i}", host)
+    world.cloud.host_error(host)
+    world.cloud.host_monitored(host)
+    world.cloud.reconcile(host, running={0, 1})
+    looks = []
+
+    def late(seconds: float) -> None:
+        looks.append(seconds)
+        world.clock.now += seconds
+        if len(looks) in (2, 4):  # VM 1 vanishes, is brought back, then vanishes again
+            world.cloud.reconcile(host, running={0})
+        world.cloud.timeline.wait_idle(5)
+
+    world.clock.sleep = late  # type: ignore[method-assign]
+    timing = Timing(settle_seconds=60, settle_interval=10, poll_interval=1)
+    with world.engine(timing) as engine:
+        report = engine.recover_host(host, settle=True)
+    assert world.resumes() == [1, 1], (looks, world.out.getvalue())
+    assert report.results[1].outcome == Outcome.RUNNING
+    assert world.state(1) == "ACTIVE/RUNNING"
