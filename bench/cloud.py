@@ -237,20 +237,10 @@ class BenchCloud:
             total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
         return total
 
-    def stop_watchers(self) -> None:
-        """End the settle watchers this cloud's hooks started."""
-        import signal
-
-        from one_hooks.hooks import running_watchers
-
-        for pid in running_watchers(self.config):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-
     def close(self) -> None:
         """Stop the settle watchers and the sim, remove the temp dir."""
-        self.stop_watchers()
+        from one_hooks.hooks import stop_watchers
+
+        stop_watchers(self.config)
         self.sim.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, List, Optional, Union
@@ -195,6 +196,26 @@ def running_watchers(config_path: str) -> List[int]:
         if all(w in words for w in wanted):
             pids.append(int(entry))
     return pids
+
+
+def stop_watchers(config_path: str, timeout: float = 5.0) -> bool:
+    """SIGTERM the settle watchers started with ``config_path`` and wait for them to go.
+
+    For throwaway clouds (the demo, tests, benchmarks): on a front-end the
+    watchers end by themselves when their window is over. False if some
+    are still alive after ``timeout`` seconds.
+    """
+    for pid in running_watchers(config_path):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    while running_watchers(config_path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _start_watcher(host: Host, config: Config, out: Reporter,

@@ -25,7 +25,6 @@ import argparse
 import logging
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -135,14 +134,9 @@ class Stage:
 
     def stop_watchers(self) -> None:
         """End this stage's settle watchers (the demo is over, their window need not run out)."""
-        from ..hooks import running_watchers
+        from ..hooks import stop_watchers
 
-        for pid in running_watchers(self.conf):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-        self.wait_watchers(5)
+        stop_watchers(self.conf)
 
     def start_sim(self, **kwargs: Any) -> "SimOned":
         """A started SimOned whose hooks run our shims from this stage."""
