@@ -170,12 +170,26 @@ def test_node_standin_scripts_pass_shellcheck() -> None:
     assert all(os.access(path, os.X_OK) for path in scripts)
 
 
+def _wait_for_exit(pid: int) -> None:
+    """Wait for a child started by spawn_detached to end.
+
+    spawn_detached drops its Popen object, so the standard library's
+    subprocess module may reap the child itself (its cleanup of dropped
+    Popen objects runs whenever any thread starts another process). A
+    ChildProcessError therefore means: already reaped, i.e. it has exited.
+    """
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 def test_spawn_detached_starts_its_own_session_and_does_not_wait(tmp_path) -> None:
     marker = tmp_path / "done"
     pid = Runner().spawn_detached(["sh", "-c", 'sleep 0.3; echo done > "$1"', "sh", str(marker)])
     assert os.getsid(pid) == pid  # a session of its own: onehem's kill of the hook's group misses it
     assert not marker.exists()  # returned before the program finished
-    os.waitpid(pid, 0)
+    _wait_for_exit(pid)
     assert marker.read_text() == "done\n"
 
 
@@ -184,5 +198,5 @@ def test_spawn_detached_appends_stderr_to_a_file(tmp_path) -> None:
     log.write_text("earlier line\n")
     pid = Runner().spawn_detached(["sh", "-c", "echo traceback-here >&2; echo not-this"],
                                   stderr_path=str(log))
-    os.waitpid(pid, 0)
+    _wait_for_exit(pid)
     assert log.read_text() == "earlier line\ntraceback-here\n"
