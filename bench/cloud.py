@@ -132,7 +132,9 @@ class BenchCloud:
             fh.write(self._config_text(tuning, node_command))
         env = hook_env()
         env.update({"ONE_HOOKS_CONFIG": self.config, "ONE_XMLRPC": self.sim.endpoint,
-                    "ONE_AUTH": self.auth_file})
+                    "ONE_AUTH": self.auth_file,
+                    # the hooks' settings snapshot (one_hooks.settings_cache) goes with the cloud
+                    "XDG_CACHE_HOME": os.path.join(self.dir, "cache")})
         self.env = env
         self.sim.set_hook_env(env)
         if install:

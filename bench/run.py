@@ -129,6 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "python_import_pyone_cpu_s": _r(startup.pyone_cpu_s, 4),
         "hook_startup_vs_import_pyone": _r(ratio(startup.hook_cpu_s, startup.pyone_cpu_s), 2),
         "hook_startup_actions_sent": startup.actions_sent,
+        "hook_startup_host_info_calls": startup.host_info_calls,
+        "hook_startup_watched_cpu_s": _r(startup.watched_cpu_s, 4),
+        "hook_startup_full_hook_cpu_s": _r(startup.full_cpu_s, 4),
         "wrapper_overhead_ms": _r(wrap.overhead_ms, 3),
         "wrapper_direct_ms": _r(wrap.direct_wall_s * 1000, 3),
         "wrapper_wrapped_ms": _r(wrap.wrapped_wall_s * 1000, 3),
@@ -181,15 +184,21 @@ def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, sta
           f"{r['hook_cpu_s_per_event']} s per event (target <= 0.10 s)")
     print(f"- VMs resumed twice: {len(storm.resumed_twice)}; VMs not RUNNING at the end: {storm.not_running}; "
           f"[recovery] settle_seconds = {storm.settle_seconds:g}")
-    print("\n## Hook start-up (vm-unknown, VM already RUNNING: nothing to do)\n")
+    print("\n## Hook start-up (vm-unknown with nothing to do: the VM is host-reconnect's)\n")
     print("| process | CPU (median) | wall (median) |")
     print("|---|---|---|")
     print(f"| `python3 -c pass` | {startup.pass_cpu_s * 1000:.0f} ms | {startup.pass_wall_s * 1000:.0f} ms |")
-    print(f"| one-hooks vm-unknown hook | {startup.hook_cpu_s * 1000:.0f} ms | {startup.hook_wall_s * 1000:.0f} ms |")
+    print(f"| vm-unknown hook, host watched (first look, no oned call) | {startup.watched_cpu_s * 1000:.0f} ms "
+          f"| {startup.watched_wall_s * 1000:.0f} ms |")
+    print(f"| vm-unknown hook, host down (first look, one one.host.info) | {startup.hook_cpu_s * 1000:.0f} ms "
+          f"| {startup.hook_wall_s * 1000:.0f} ms |")
+    print(f"| the full hook (`one-hooks hook vm-unknown`), host down | {startup.full_cpu_s * 1000:.0f} ms | "
+          f"{startup.full_wall_s * 1000:.0f} ms |")
     print(f"| `python3 -c \"import pyone\"` | {startup.pyone_cpu_s * 1000:.0f} ms | "
           f"{startup.pyone_wall_s * 1000:.0f} ms |")
-    print(f"\nThe whole hook costs {r['hook_startup_vs_import_pyone']}x the CPU of `import pyone` alone "
-          f"({startup.runs} runs each; actions sent: {startup.actions_sent}).")
+    print(f"\nThe host-down hook costs {r['hook_startup_vs_import_pyone']}x the CPU of `import pyone` alone "
+          f"({startup.runs} runs each; exit codes {startup.hook_codes}; one.host.info calls "
+          f"{startup.host_info_calls}; actions sent: {startup.actions_sent}).")
     print(f"\n## CPU wrapper launch overhead (median of {wrap.runs})\n")
     print(f"direct {wrap.direct_wall_s * 1000:.2f} ms, through the wrapper {wrap.wrapped_wall_s * 1000:.2f} ms: "
           f"+{wrap.overhead_ms:.2f} ms per launch (target < 5 ms)")

@@ -12,11 +12,9 @@ import sys
 from typing import Optional, TextIO
 
 from .config import LogSection
+from .logline import DATE_FORMAT, log_format, one_line
 
 LOGGER_NAME = "one_hooks"
-
-#: C0 control characters (and DEL) shown escaped, e.g. a newline as ``\\n``.
-_CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F)}
 
 
 def setup(section: LogSection, program: str) -> logging.Logger:
@@ -29,8 +27,7 @@ def setup(section: LogSection, program: str) -> logging.Logger:
     logger.handlers.clear()
     logger.setLevel(section.level.upper())
     logger.propagate = False
-    fmt = logging.Formatter(
-        f"%(asctime)s {program}[{os.getpid()}] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    fmt = logging.Formatter(log_format(program), DATE_FORMAT)
     handler: logging.Handler
     problem = ""
     if section.file == "-":
@@ -60,9 +57,7 @@ class Reporter:
 
     def line(self, text: str, level: int = logging.INFO) -> None:
         """Record one decision."""
-        # Names come from oned (a VM NAME may hold a newline): one decision stays one line,
-        # so a name cannot forge a second line in onehook show or the log.
-        text = text.translate(_CONTROL_ESCAPES)
+        text = one_line(text)
         self.lines.append(text)
         if self.echo:
             print(text, file=self.out, flush=True)

@@ -14,7 +14,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import EXIT_USAGE, OneHooksError
@@ -71,8 +71,12 @@ def _command_in(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``one-hooks``; return the exit code."""
+def main(argv: Optional[Sequence[str]] = None, preset: Optional[Dict[str, Any]] = None) -> int:
+    """Run ``one-hooks``; return the exit code.
+
+    ``preset`` sets values of the parsed arguments from inside the process
+    (the hooks' first look hands over the payload it already read from stdin).
+    """
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     command = _command_in(args_list)
     parser = build_parser(only=command)
@@ -80,6 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse already printed its one-line usage error
         return int(exc.code or 0) and EXIT_USAGE
+    for name, value in (preset or {}).items():
+        setattr(args, name, value)
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

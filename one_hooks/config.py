@@ -18,10 +18,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 
+from .configpath import file_stamp, resolve_path
 from .errors import ConfigError
 
-DEFAULT_PATH = "/etc/one/one-hooks.conf"
-ENV_PATH = "ONE_HOOKS_CONFIG"
 DEFAULT_ENDPOINT = "http://localhost:2633/RPC2"
 
 
@@ -166,6 +165,8 @@ class Config:
     cpu: CpuSection = field(default_factory=CpuSection)
     log: LogSection = field(default_factory=LogSection)
     path: str = ""
+    #: :func:`~one_hooks.configpath.file_stamp` of the file, taken before it was read
+    stamp: Tuple[int, ...] = ()
 
     def node_argv(self, host: str, command: List[str]) -> List[str]:
         """The argv that runs ``command`` on ``host`` through ``[node] command``."""
@@ -179,7 +180,7 @@ class Config:
 SECTIONS: Dict[str, Type[Any]] = {
     f.name: f.default_factory  # type: ignore[misc]
     for f in dataclasses.fields(Config)
-    if f.name != "path"
+    if f.name not in ("path", "stamp")
 }
 
 _S = TypeVar("_S")
@@ -273,19 +274,6 @@ def default_file_text() -> str:
     return "\n".join(out) + "\n"
 
 
-def resolve_path(explicit: Optional[str], environ: Mapping[str, str]) -> Tuple[str, bool]:
-    """Which config file to read, and whether it must exist.
-
-    ``--config`` wins, then ``$ONE_HOOKS_CONFIG``; both must name an existing
-    file. The default ``/etc/one/one-hooks.conf`` may be absent (defaults apply).
-    """
-    if explicit:
-        return explicit, True
-    if environ.get(ENV_PATH):
-        return environ[ENV_PATH], True
-    return DEFAULT_PATH, False
-
-
 def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Config:
     """Read, validate and resolve the configuration.
 
@@ -297,6 +285,7 @@ def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
 
     env = os.environ if environ is None else environ
     file_path, must_exist = resolve_path(path, env)
+    stamp = file_stamp(file_path)
     if not os.path.exists(file_path):
         if must_exist:
             raise ConfigError("no such file", file_path)
@@ -336,7 +325,7 @@ def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
                 raw[f.name] = tuple(str(v).strip() for v in raw[f.name] if str(v).strip())
         values[name] = cls(**raw)
     values["oned"] = _resolve_oned(values["oned"], env)
-    config = Config(path=file_path if os.path.exists(file_path) else "", **values)
+    config = Config(path=file_path if os.path.exists(file_path) else "", stamp=stamp, **values)
     _check_node_command(config, file_path)
     return config
 
@@ -362,18 +351,3 @@ def _check_node_command(config: Config, path: str) -> None:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "error"
-
-
-def read_auth(path: str) -> str:
-    """The ``user:password`` session string from an auth file (first line).
-
-    The secret never appears in an error message.
-    """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            line = fh.readline().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read auth file: {exc.strerror}", path, "oned") from None
-    if ":" not in line or line.startswith(":"):
-        raise ConfigError("auth file must hold 'user:password' on its first line", path, "oned")
-    return line

@@ -28,14 +28,15 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
-from . import audit
+from . import audit, settings_cache
 from .audit import Reporter
 from .config import Config
 from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
 from .model import HistoryAction, Host, HostState, LcmState, Resource, Vm, VmState
-from .xmlparse import MAX_PAYLOAD_BYTES, decode_payload, expect_resource
+from .payload import read_payload
+from .xmlparse import decode_payload, expect_resource
 
 if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
     from .recovery import Engine
@@ -51,20 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch-host", type=int, metavar="HOST_ID", default=None,
                         help="(host-reconnect) run only the settle window for this host; "
                              "host-reconnect starts this itself, detached, after its first pass")
+    # Set only in-process, by the first look (one_hooks.triage) that already read stdin.
+    parser.set_defaults(payload=None)
     parser.epilog = ("exit codes: 0 done or nothing to do; 1 something could not be recovered "
                      "(onehook retry may help); 2 bad payload or configuration (nothing done).")
-
-
-def read_payload(argument: Optional[str], stdin: Optional[BinaryIO] = None) -> bytes:
-    """The payload from the argument, else from stdin, never more than the limit (+1 byte)."""
-    if argument is not None:
-        return argument.encode("utf-8", "replace")
-    stream = stdin if stdin is not None else sys.stdin.buffer
-    if stream.isatty():
-        raise PayloadError("hook payload: none given (pipe the base64 $TEMPLATE to stdin)")
-    # Read one byte past the limit so decode_payload can refuse oversized input
-    # without this process holding an unbounded amount of memory.
-    return stream.read(MAX_PAYLOAD_BYTES + 1)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -77,13 +68,27 @@ def run(args: argparse.Namespace, config: Config) -> int:
             if args.event != "host-reconnect":
                 raise PayloadError("--watch-host goes with host-reconnect only")
             return watch(args.watch_host, config, out)
-        payload = decode_payload(read_payload(args.template))
-        return handle(args.event, payload, config, out, spawn=_spawner(config))
+        if args.config is None:
+            # Lets the next VM hooks' first look skip loading the file (settings_cache).
+            settings_cache.save(config, os.environ)
+        raw = args.payload if args.payload is not None else read_payload(args.template)
+        return handle(args.event, decode_payload(raw), config, out, spawn=_spawner(config))
     except OneHooksError as exc:
         # One line, on stdout like every other decision (oned keeps stdout for
         # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
         out.error(f"{args.event}: {exc}")
         return exc.exit_code
+
+
+def run_with_payload(args: List[str], payload: Optional[bytes]) -> int:
+    """``one-hooks hook ARGS`` on a payload the caller already read (None: read as usual).
+
+    The VM hooks' first look (:mod:`one_hooks.triage`) ends here when it
+    cannot settle an event itself.
+    """
+    from .cli import main
+
+    return main(["hook", *args], preset={"payload": payload} if payload is not None else None)
 
 
 def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, *,

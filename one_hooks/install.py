@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__, fsio
 from . import config as config_mod
+from . import configpath
 from . import hook_templates as ht
 from .audit import Reporter
 from .cli import run_guarded
@@ -404,7 +405,7 @@ def install(ctx: Context) -> int:
     layout = ctx.layout
     manifest = Manifest.read(layout.fs(layout.manifest)) or Manifest()
     default = config_mod.default_file_text().encode()
-    real = config_mod.DEFAULT_PATH
+    real = configpath.DEFAULT_PATH
     if ctx.config_written:
         owner = oneadmin_ids()
         # readable by the hooks (oneadmin), writable by root only, like oned's own files
@@ -576,7 +577,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="put every filesystem path under DIR (packaging, tests)")
     parser.add_argument("--config", metavar="PATH",
                         help="configuration file (default: $ONE_HOOKS_CONFIG, else "
-                             f"{config_mod.DEFAULT_PATH}, written with the defaults if absent)")
+                             f"{configpath.DEFAULT_PATH}, written with the defaults if absent)")
     parser.add_argument("--cpu-host", nargs="?", const="native", choices=("native", "wrapper"),
                         help="also switch KVM guests to the host CPU (default mode: native)")
     parser.add_argument("--python", metavar="PATH", default=sys.executable,
@@ -601,9 +602,9 @@ def load_config(args: argparse.Namespace, root: str,
                 environ: Optional[Dict[str, str]] = None) -> Tuple[Config, bool]:
     """The configuration, and whether the default file is missing (install writes it)."""
     env = dict(os.environ if environ is None else environ)
-    if args.config or env.get(config_mod.ENV_PATH):
+    if args.config or env.get(configpath.ENV_PATH):
         return config_mod.load(args.config, env), False
-    real = config_mod.DEFAULT_PATH
+    real = configpath.DEFAULT_PATH
     path = os.path.join(root, real.lstrip("/")) if root else real
     if os.path.exists(path):
         return config_mod.load(path, env), False
@@ -650,8 +651,8 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
     _log_to(layout.fs(config.log.file), reporter)
     ctx = Context(args, config, layout, reporter, steps, oned_factory or _default_oned,
                   runner or Runner(), args.python, written)
-    if args.config and os.path.abspath(args.config) != config_mod.DEFAULT_PATH and not args.check:
-        ctx.extra_lines.append(f"note: hooks read {config_mod.DEFAULT_PATH} (or $ONE_HOOKS_CONFIG in "
+    if args.config and os.path.abspath(args.config) != configpath.DEFAULT_PATH and not args.check:
+        ctx.extra_lines.append(f"note: hooks read {configpath.DEFAULT_PATH} (or $ONE_HOOKS_CONFIG in "
                                f"oned's environment), not {args.config}")
     if args.check:
         from .install_check import check  # the --check code lives in its own module

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import fsio
+from . import claims, fsio
 from .errors import ConfigError, LockBusy
 
 
@@ -126,10 +126,9 @@ class Ledger:
 
     def claim_watch_for(self, host_id: int, pid: int, until: float) -> None:
         """Say that process ``pid`` watches ``host_id`` until wall time ``until``."""
-        path = self._path("watch", f"host-{int(host_id)}.json")
-        body = {"pid": int(pid), "until": until}
+        path = self._path(claims.WATCH_DIR, claims.claim_name(host_id))
         try:
-            fsio.atomic_write(path, json.dumps(body).encode("utf-8"),
+            fsio.atomic_write(path, claims.encode(pid, until),
                               fsio.FileMeta(0o640, os.getuid(), os.getgid()))
         except OSError as exc:
             raise _unusable(path, exc) from None
@@ -140,15 +139,8 @@ class Ledger:
         A claim whose process is gone or whose time is over counts as none: a
         crashed watcher must never leave VMs unattended.
         """
-        path = os.path.join(self.state_dir, "watch", f"host-{int(host_id)}.json")
-        try:
-            data = json.loads(fsio.read_bytes(path).decode("utf-8"))
-            watch = Watch(int(host_id), int(data["pid"]), float(data["until"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if watch.until <= self.wall() or not _alive(watch.pid):
-            return None
-        return watch
+        found = claims.live_claim(self.state_dir, host_id, self.wall())
+        return Watch(int(host_id), *found) if found is not None else None
 
     # --- host locks -------------------------------------------------------
 
@@ -188,25 +180,6 @@ class Ledger:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    """Is ``pid`` a live one-hooks process? (A recycled PID running something else is not.)"""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"one_hooks" in fh.read()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc to read: fall back to "some process has that PID"
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def _unusable(path: str, exc: OSError) -> ConfigError:

@@ -36,7 +36,8 @@ import urllib.parse
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from . import wire, xmlparse
-from .config import OnedSection, read_auth
+from .authfile import read_auth
+from .config import OnedSection
 from .errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedAuthError, OnedError, OnedInternalError, OnedLocked,
     OnedNotFound, OnedUnreachable, PayloadError,

@@ -3,7 +3,10 @@
 A hook process runs once per VM event, so its start-up cost is paid thousands
 of times in a storm. ``xmlrpc.client`` pulls in ``http.client``, ``email``
 and ``ssl`` (about 20 ms of CPU here); this module needs only ``socket`` and
-lxml, which the hook path loads anyway. It does the little oned needs:
+the C expat parser (``pyexpat``, well under a millisecond to import: not
+lxml, ``xml.etree``, ``xml.dom`` or ``xml.sax``, and not even ``typing``),
+so a hook's fast path can use it without loading lxml. It does the little
+oned needs:
 
 * a request is ``POST <path>`` with a ``<methodCall>`` whose parameters are
   strings, integers and booleans;
@@ -14,15 +17,21 @@ lxml, which the hook path loads anyway. It does the little oned needs:
 Each call opens its own connection and is sent exactly once: a dropped answer
 is reported, never silently re-sent (a re-sent ``one.vm.action`` could act
 twice). ``https`` endpoints load :mod:`ssl` only when used.
+
+Answers are parsed by expat with every DTD refused: a ``<!DOCTYPE`` (and so
+any entity declaration) is a :class:`ProtocolError`, and no external entity
+is ever resolved. Character data is gathered in pieces and joined once, so a
+30 MB pool answer in one ``<string>`` costs linear time.
 """
 from __future__ import annotations
 
+import pyexpat  # the C parser itself: xml.parsers.expat only re-exports it, at an extra cost
 import socket
-from typing import Any, List, Sequence, Tuple
 
-from lxml import etree
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+TYPE_CHECKING = False  # typing costs ~8 ms to import: annotations only (mypy reads this name)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 
 class WireError(Exception):
@@ -86,22 +95,108 @@ def _encode_value(value: Any) -> str:
 
 def decode_response(body: bytes) -> Any:
     """The value of a ``<methodResponse>``; :class:`Fault` for a fault answer."""
-    try:
-        root = etree.fromstring(body, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise ProtocolError(f"answer is not XML ({exc.msg})") from None
+    root = _parse(body)
     if root.tag != "methodResponse":
         raise ProtocolError(f"answer root is <{root.tag}>, not <methodResponse>")
-    fault = root.find("fault/value")
+    fault = _find(root, "fault", "value")
     if fault is not None:
         members = _decode_value(fault)
         if not isinstance(members, dict):
             raise ProtocolError("fault without a struct")
         return _raise_fault(members)
-    value = root.find("params/param/value")
+    value = _find(root, "params", "param", "value")
     if value is None:
         raise ProtocolError("answer holds no value")
     return _decode_value(value)
+
+
+# oned nests about ten deep. The cap keeps _decode_value's recursion (at most two
+# frames per three elements, ~670) under Python's default limit of 1000 frames,
+# so a freak answer is a ProtocolError, not a RecursionError (libxml2's own cap
+# did this for lxml).
+_MAX_DEPTH = 1000
+
+
+class _Node:
+    """An element as far as XML-RPC needs it: its name, children and text.
+
+    ``text`` holds the character data before the first child element (what
+    lxml calls ``.text``), in the pieces expat delivered; comments and
+    processing instructions are invisible. Text after a child element
+    (whitespace between elements) is dropped.
+    """
+
+    __slots__ = ("tag", "text", "children")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.text: list[str] = []
+        self.children: list[_Node] = []
+
+
+def _parse(body: bytes) -> _Node:
+    """The root element of ``body``; :class:`ProtocolError` if it is not plain XML."""
+    # Namespaces are processed (an unbound prefix is an error) and a namespaced
+    # name is spelt "{uri}local" as lxml does: it never matches an XML-RPC name.
+    parser = pyexpat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True  # one callback per text run, not one per line or entity
+    parser.buffer_size = 1 << 16
+    parser.ordered_attributes = True  # attributes are ignored: skip building dicts
+    parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+    document = _Node("")
+    stack = [document]
+
+    def start(name: str, attributes: object) -> None:
+        if len(stack) > _MAX_DEPTH:
+            raise ProtocolError(f"answer nests deeper than {_MAX_DEPTH} elements")
+        node = _Node("{" + name if "}" in name else name)
+        stack[-1].children.append(node)
+        stack.append(node)
+
+    def end(name: str) -> None:
+        stack.pop()
+
+    def text(data: str) -> None:
+        node = stack[-1]
+        if not node.children:
+            node.text.append(data)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_entity
+    parser.ExternalEntityRefHandler = _refuse_external_entity
+    try:
+        parser.Parse(body, True)
+    except pyexpat.ExpatError as exc:
+        raise ProtocolError(f"answer is not XML ({exc})") from None
+    return document.children[0]  # expat guarantees exactly one root element
+
+
+def _refuse_doctype(*_: object) -> None:
+    raise ProtocolError("answer has a DOCTYPE declaration: DOCTYPE declarations are not accepted")
+
+
+def _refuse_entity(*_: object) -> None:
+    raise ProtocolError("answer declares an entity: entity declarations are not accepted")
+
+
+def _refuse_external_entity(*_: object) -> int:
+    raise ProtocolError("answer refers to an external entity: external entities are not resolved")
+
+
+def _find_all(node: _Node, *path: str) -> list[_Node]:
+    """The elements at child ``path`` under ``node``, in document order (ElementPath's order)."""
+    level = [node]
+    for tag in path:
+        level = [child for parent in level for child in parent.children if child.tag == tag]
+    return level
+
+
+def _find(node: _Node, *path: str) -> _Node | None:
+    found = _find_all(node, *path)
+    return found[0] if found else None
 
 
 def _raise_fault(members: dict) -> Any:
@@ -109,12 +204,11 @@ def _raise_fault(members: dict) -> Any:
     raise Fault(code if isinstance(code, int) else -1, str(members.get("faultString", "")))
 
 
-def _decode_value(element: Any) -> Any:
-    children = [c for c in element if isinstance(c.tag, str)]
-    if not children:  # <value>text</value> is a string
-        return element.text or ""
-    node = children[0]
-    tag, text = node.tag, node.text or ""
+def _decode_value(element: _Node) -> Any:
+    if not element.children:  # <value>text</value> is a string
+        return "".join(element.text)
+    node = element.children[0]  # text around the typed child (whitespace) is ignored
+    tag, text = node.tag, "".join(node.text)
     try:
         if tag in ("int", "i4", "i8"):
             return int(text.strip())
@@ -131,11 +225,36 @@ def _decode_value(element: Any) -> Any:
     if tag == "nil":
         return None
     if tag == "array":
-        return [_decode_value(v) for v in node.iterfind("data/value")]
+        return [_decode_value(v) for v in _find_all(node, "data", "value")]
     if tag == "struct":
-        return {m.findtext("name", ""): _decode_value(m.find("value"))
-                for m in node.iterfind("member") if m.find("value") is not None}
+        members = {}
+        for member in _find_all(node, "member"):
+            value = _find(member, "value")
+            if value is not None:
+                name = _find(member, "name")
+                members["".join(name.text) if name is not None else ""] = _decode_value(value)
+        return members
     raise ProtocolError(f"unsupported XML-RPC type <{tag}>")
+
+
+def split_endpoint(url: str) -> "tuple[str, str, int, str] | None":
+    """``(scheme, host, port, path)`` of a plain ``http(s)://host[:port][/path]`` endpoint.
+
+    None for anything else (user info, a query, an IPv6 literal, a bad port):
+    callers that get None leave the endpoint to the full adapter
+    (:class:`one_hooks.oned.Oned`), which parses every form and says what is wrong.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return None
+    netloc, slash, path = rest.partition("/")
+    if any(c in netloc for c in "@[]?#") or any(c in path for c in "?#") or not netloc:
+        return None
+    host, colon, port_text = netloc.partition(":")
+    if not host or (colon and not (port_text.isdigit() and 0 < int(port_text) < 65536)):
+        return None
+    port = int(port_text) if colon else (443 if scheme == "https" else 80)
+    return scheme, host, port, slash + path if slash else "/"
 
 
 def post(scheme: str, host: str, port: int, path: str, body: bytes, timeout: float) -> bytes:
@@ -169,7 +288,7 @@ def _read_answer(sock: socket.socket) -> bytes:
     head, _, rest = data.partition(b"\r\n\r\n")
     status, reason, headers = _parse_head(head)
     length = headers.get("content-length")
-    chunks: List[bytes] = [rest]
+    chunks: list[bytes] = [rest]
     received = len(rest)
     if length is not None:
         if not length.isdigit():
@@ -196,7 +315,7 @@ def _read_answer(sock: socket.socket) -> bytes:
     return body
 
 
-def _parse_head(head: bytes) -> Tuple[int, str, dict]:
+def _parse_head(head: bytes) -> tuple[int, str, dict]:
     lines = head.decode("iso-8859-1").split("\r\n")
     fields = lines[0].split(" ", 2)
     if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
@@ -210,7 +329,7 @@ def _parse_head(head: bytes) -> Tuple[int, str, dict]:
 
 
 def _dechunk(sock: socket.socket, data: bytes) -> bytes:
-    out: List[bytes] = []
+    out: list[bytes] = []
     while True:
         while b"\r\n" not in data:
             data += _recv_or_drop(sock)

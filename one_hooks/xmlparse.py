@@ -31,14 +31,12 @@ from typing import Callable, Dict, List, Literal, Optional, Tuple, TypeVar, Unio
 from lxml import etree
 
 from .errors import PayloadError
+from .payload import MAX_PAYLOAD_BYTES, unbase64
 from .model import (
     Cluster, History, HistoryAction, Hook, HookExecution, Host, HostState, LcmState, Resource,
     Vm, VmState,
 )
 
-#: Largest hook payload accepted, base64 text included. A real host payload
-#: is ~12 KiB and a VM one ~3 KiB; anything near this is not from oned.
-MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 
 XmlInput = Union[bytes, str]
 
@@ -360,20 +358,7 @@ def decode_payload(data: Union[bytes, str], max_bytes: int = MAX_PAYLOAD_BYTES) 
     (wrapped or hand-pasted payloads). Anything else that is not exactly
     what onehem sends raises :class:`PayloadError` with one line.
     """
-    if isinstance(data, str):
-        try:
-            data = data.encode("ascii")
-        except UnicodeEncodeError:
-            raise PayloadError("hook payload: not base64 (non-ASCII characters)") from None
-    if len(data) > max_bytes:
-        raise PayloadError(f"hook payload: {len(data)} bytes, more than the {max_bytes} accepted")
-    compact = b"".join(data.split())
-    if not compact:
-        raise PayloadError("hook payload: empty (expected base64 of a HOST or VM document on stdin)")
-    try:
-        xml = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise PayloadError(f"hook payload: not base64 ({_one_line(str(exc), 60)})") from None
+    xml = unbase64(data, max_bytes)
     root = _root(xml, "hook payload")
     if root.tag == "VM":
         build: Callable[[etree._Element], Union[Host, Vm]] = vm_from_element

@@ -36,6 +36,9 @@ def test_quick_json_run_prints_the_keys() -> None:
     assert result["storm_not_running"] == 0
     assert result["storm_resumed_twice"] == []
     assert result["hook_startup_actions_sent"] == 0
+    # 5 runs x (first look on a down host + the full hook): one one.host.info each;
+    # the first look on a watched host asks oned nothing.
+    assert result["hook_startup_host_info_calls"] == 10
     assert result["storm_hook_runs"] >= result["storm_vms"]  # one vm-unknown per VM at least
     assert [row["vms"] for row in result["scale"]] == [100, 300]
     assert [row["hosts"] for row in result["scale_by_hosts"]] == [1, 3]

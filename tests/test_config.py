@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from one_hooks import config
+from one_hooks import authfile, config
 from one_hooks.cli import main
 from one_hooks.errors import ConfigError
 
@@ -111,8 +111,8 @@ def test_auth_file_errors_never_show_the_secret(tmp_path: Path) -> None:
     auth = tmp_path / "one_auth"
     auth.write_text("no-colon-secret\n")
     with pytest.raises(ConfigError) as info:
-        config.read_auth(str(auth))
+        authfile.read_auth(str(auth))
     assert "no-colon-secret" not in str(info.value)
     auth.write_text("oneadmin:s3cret\n")
-    assert config.read_auth(str(auth)) == "oneadmin:s3cret"
+    assert authfile.read_auth(str(auth)) == "oneadmin:s3cret"
     os.chmod(auth, 0)

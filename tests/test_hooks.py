@@ -20,7 +20,8 @@ from one_hooks import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import PayloadError
-from one_hooks.hooks import handle, read_payload
+from one_hooks.hooks import handle
+from one_hooks.payload import read_payload
 from one_hooks.ledger import Ledger
 from one_hooks.sim.cloud import Cloud
 
@@ -227,7 +228,9 @@ def test_shims_run_the_entry_point(conf: str, tmp_path) -> None:
     shim_dir = os.path.join(ROOT, "remotes", "hooks", "one-hooks")
     for event in ("host-reconnect", "vm-unknown", "vm-poweroff"):
         text = open(os.path.join(shim_dir, event)).read()
-        assert "PYTHON=@PYTHON@" in text and f"hook {event}" in text
+        entry = f"-m one_hooks hook {event}" if event == "host-reconnect" else \
+            f"-m one_hooks.triage {event}"  # the VM hooks' first look, then the full hook
+        assert "PYTHON=@PYTHON@" in text and entry in text
         shim = tmp_path / event
         shim.write_text(text.replace("@PYTHON@", sys.executable))
         shim.chmod(0o755)

@@ -119,6 +119,8 @@ class Stage:
         path = os.environ.get("PYTHONPATH", "")
         return {"ONE_XMLRPC": sim.endpoint, "ONE_AUTH": self.auth,  # type: ignore[attr-defined]
                 "ONE_HOOKS_CONFIG": self.conf,
+                # the hooks' settings snapshot (settings_cache) stays in the stage's directory
+                "XDG_CACHE_HOME": os.path.join(os.path.dirname(self.conf), "cache"),
                 "PYTHONPATH": PACKAGE_PARENT + (os.pathsep + path if path else "")}
 
     def wait_watchers(self, timeout: float) -> bool:

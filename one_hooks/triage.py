@@ -1,0 +1,333 @@
+"""The VM hooks' first look: settle the common outage cases before anything heavy loads.
+
+An outage fires one VM hook per VM (``vm-unknown`` when the host goes
+ERROR, ``vm-poweroff`` when it comes back and reports its VMs gone), and
+onehem runs them ten at a time. Nearly all of them end the same two ways:
+
+* the VM's host is being watched by host-reconnect (a live claim,
+  :mod:`one_hooks.claims`): the VM is left to it;
+* the VM's host is not MONITORED (it is still down): the VM is left to
+  host-reconnect, which oned fires when the host returns.
+
+The full hook (:mod:`one_hooks.hooks`) reaches the same verdicts, but only
+after loading the configuration machinery, lxml, the model and the logger:
+about 60 ms of CPU per process, most of an outage's hook cost. This module
+reaches them with the stdlib's C parser, the settings snapshot
+(:mod:`one_hooks.settings_cache`) and at most one ``one.host.info`` call.
+
+It only ever says "left to ...", never acts on a VM. Whenever it is not
+sure (no valid snapshot, a payload the full parser might read differently,
+a BOOT_UNKNOWN retry, a MONITORED host, an oned error, a log it cannot
+write) it hands the payload it read to the full hook, which decides
+everything from scratch: the first look can make a hook cheaper, never
+different.
+
+Run as ``python -m one_hooks.triage EVENT [TEMPLATE]`` (the installed
+``vm-unknown`` and ``vm-poweroff`` shims do).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import pyexpat  # the C parser itself: xml.parsers.expat only re-exports it, at an extra cost
+
+from . import claims, settings_cache, wire
+from .authfile import read_auth
+from .errors import EXIT_OK, OneHooksError
+from .logline import format_line, one_line
+from .payload import read_payload, unbase64
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
+    from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+    Node = List[Union[str, "Node"]]
+
+EVENTS = ("vm-unknown", "vm-poweroff")
+
+# OpenNebula's numbers this module decides on (the tests hold them equal to
+# the enums of one_hooks.model, which this module must not import).
+VM_STATE_POWEROFF = 8
+LCM_BOOT_UNKNOWN = 19
+HISTORY_ACTION_MONITOR = 44
+HOST_MONITORED = 2
+HOST_STATE_NAMES = {
+    0: "INIT", 1: "MONITORING_MONITORED", 2: "MONITORED", 3: "ERROR", 4: "DISABLED",
+    5: "MONITORING_ERROR", 6: "MONITORING_INIT", 7: "MONITORING_DISABLED", 8: "OFFLINE",
+}
+
+#: Deeper documents are left to the full parser (libxml2 refuses depth > 256;
+#: a VM document is about 5 deep).
+MAX_DEPTH = 32
+MAX_NAME = 1000
+
+
+class Unsure(Exception):
+    """The first look cannot tell; the full hook decides."""
+
+
+# --- parse: a small tree from the stdlib's expat ------------------------------
+
+
+def _tree(xml: bytes) -> "Node":
+    """The document as nested lists ``[tag, content...]`` (content: text pieces and children).
+
+    Raises :class:`Unsure` for anything the full parser (lxml) could read
+    differently: malformed XML, a DOCTYPE or entity declaration, namespaces,
+    processing instructions, great depth.
+    """
+    root: "Node" = ["", ]
+    stack: "List[Node]" = [root]
+
+    def start(tag: str, attrs: "dict") -> None:
+        if ":" in tag or len(tag) > MAX_NAME or len(stack) > MAX_DEPTH or any(
+                a == "xmlns" or a.startswith("xmlns:") for a in attrs):
+            raise Unsure("namespace, depth or name length")
+        node: "Node" = [tag]
+        stack[-1].append(node)
+        stack.append(node)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    def text(data: str) -> None:
+        stack[-1].append(data)
+
+    def refuse(*_: object) -> None:
+        raise Unsure("DOCTYPE, entity or processing instruction")
+
+    parser = pyexpat.ParserCreate()
+    parser.buffer_text = True
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.ProcessingInstructionHandler = refuse
+    try:
+        parser.Parse(xml, True)
+    except pyexpat.ExpatError:
+        raise Unsure("not well-formed for expat") from None
+    elements = [c for c in root[1:] if isinstance(c, list)]
+    if len(elements) != 1:
+        raise Unsure("no single root element")
+    return elements[0]
+
+
+def _children(node: "Node", tag: str) -> "List[Node]":
+    return [c for c in node[1:] if isinstance(c, list) and c[0] == tag]
+
+
+def _child(node: "Node", tag: str) -> "Optional[Node]":
+    found = _children(node, tag)
+    return found[0] if found else None
+
+
+def _all_text(node: "Node") -> str:
+    return "".join(c if isinstance(c, str) else _all_text(c) for c in node[1:])
+
+
+def _text(node: "Node", tag: str) -> "Optional[str]":
+    child = _child(node, tag)
+    return None if child is None else _all_text(child)
+
+
+def _int(node: "Node", tag: str, default: "Optional[int]" = None) -> int:
+    """As the full parser reads an integer child (same defaults, same refusals)."""
+    value = _text(node, tag)
+    if value is None or (value.strip() == "" and default is not None):
+        if default is None:
+            raise Unsure(f"missing {tag}")
+        return default
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise Unsure(f"{tag} is not an integer") from None
+
+
+class VmFacts:
+    """What the first look reads of a ``<VM>`` payload."""
+
+    __slots__ = ("id", "name", "state", "lcm_state", "prev_lcm_state", "host_id", "hostname",
+                 "action")
+
+    def __init__(self, id: int, name: str, state: int, lcm_state: int, prev_lcm_state: int,
+                 host_id: "Optional[int]", hostname: str, action: int) -> None:
+        self.id = id
+        self.name = name
+        self.state = state
+        self.lcm_state = lcm_state
+        self.prev_lcm_state = prev_lcm_state
+        self.host_id = host_id
+        self.hostname = hostname
+        self.action = action
+
+
+def vm_facts(xml: bytes) -> VmFacts:
+    """The facts of a ``<VM>`` document; :class:`Unsure` where the full parser might differ.
+
+    Every integer the full parser reads is read (and must parse) here too, so
+    a payload it would refuse is never settled here.
+    """
+    vm = _tree(xml)
+    if vm[0] != "VM":
+        raise Unsure("not a VM document")
+    state, lcm_state = _int(vm, "STATE"), _int(vm, "LCM_STATE")
+    _int(vm, "PREV_STATE", state)
+    prev_lcm_state = _int(vm, "PREV_LCM_STATE", lcm_state)
+    vm_id = _int(vm, "ID")
+    lock = _child(vm, "LOCK")
+    if lock is not None:
+        _int(lock, "LOCKED", 0)
+    last: "Optional[Tuple[int, int, str, int]]" = None
+    records = _child(vm, "HISTORY_RECORDS")
+    for history in _children(records, "HISTORY") if records is not None else []:
+        seq, hid = _int(history, "SEQ"), _int(history, "HID")
+        action = _int(history, "ACTION", 0)
+        _int(history, "STIME", 0)
+        _int(history, "ETIME", 0)
+        if last is None or seq > last[0]:  # the highest SEQ; the first of equals
+            last = (seq, hid, _text(history, "HOSTNAME") or "", action)
+    return VmFacts(vm_id, _text(vm, "NAME") or "", state, lcm_state, prev_lcm_state,
+                   last[1] if last else None, last[2] if last else "", last[3] if last else 0)
+
+
+def host_facts(xml: bytes) -> "Tuple[str, int]":
+    """``(NAME, STATE)`` of a ``<HOST>`` document (``one.host.info``), read as the full parser would."""
+    host = _tree(xml)
+    if host[0] != "HOST":
+        raise Unsure("not a HOST document")
+    state = _int(host, "STATE")
+    _int(host, "ID")
+    _int(host, "PREV_STATE", state)
+    _int(host, "CLUSTER_ID", -1)
+    vms = _child(host, "VMS")
+    for vm_id in _children(vms, "ID") if vms is not None else []:
+        try:
+            int(_all_text(vm_id).strip())
+        except ValueError:
+            raise Unsure("VMS/ID is not an integer") from None
+    return _text(host, "NAME") or "", state
+
+
+# --- decide (pure) ------------------------------------------------------------
+
+
+def left_to_watcher(event: str, vm: VmFacts, now: float, settle_interval: float,
+                    claim: "Optional[Tuple[int, float]]") -> "Optional[str]":
+    """The line saying the VM is left to the host's watcher, or None (look further).
+
+    As the full hook: a ``vm-poweroff`` the monitor did not cause, a VM never
+    deployed and a failed deploy's retry (``PREV_LCM_STATE=BOOT_UNKNOWN``)
+    are not the watcher's; a claim ending within one look is not trusted.
+    """
+    if not may_be_left(event, vm) or claim is None:
+        return None
+    pid, until = claim
+    if until <= now + settle_interval:
+        return None
+    return (f"{event}: VM {vm.id} ({vm.name}): host-reconnect (pid {pid}) watches host "
+            f"{vm.hostname or vm.host_id} for {until - now:.0f} s more: left to it")
+
+
+def left_to_host_hook(event: str, vm: VmFacts, host_name: str, host_state: int) -> "Optional[str]":
+    """The line saying the VM waits for host-reconnect (host not MONITORED), or None."""
+    if not may_be_left(event, vm) or host_state == HOST_MONITORED:
+        return None
+    state = HOST_STATE_NAMES.get(host_state, f"UNKNOWN_{host_state}")
+    return f"{event}: VM {vm.id} ({vm.name}): host {host_name} is {state}: left to host-reconnect"
+
+
+def may_be_left(event: str, vm: VmFacts) -> bool:
+    """Whether this event may end in "left to host-reconnect" at all (else: full hook)."""
+    if vm.host_id is None:
+        return False
+    if event == "vm-poweroff":
+        return vm.state == VM_STATE_POWEROFF and vm.action == HISTORY_ACTION_MONITOR
+    return vm.prev_lcm_state != LCM_BOOT_UNKNOWN
+
+
+# --- act ----------------------------------------------------------------------
+
+
+def _host_info(settings: settings_cache.Settings, host_id: int) -> "Tuple[str, int]":
+    """One ``one.host.info``; :class:`Unsure` on any error (the full hook retries properly)."""
+    target = wire.split_endpoint(settings.endpoint)
+    if target is None:
+        raise Unsure("endpoint needs the full adapter")
+    call = wire.encode_call("one.host.info", [read_auth(settings.auth_file), int(host_id), False])
+    try:
+        answer = wire.decode_response(wire.post(*target, call, settings.timeout))
+    except (OSError, wire.WireError):
+        raise Unsure("oned call failed") from None
+    if not (isinstance(answer, list) and len(answer) >= 2 and answer[0] is True
+            and isinstance(answer[1], str)):
+        raise Unsure("oned refused or answered oddly")
+    return host_facts(answer[1].encode("utf-8"))
+
+
+def first_look(event: str, raw: bytes, settings: settings_cache.Settings,
+               wall: "Callable[[], float]" = time.time) -> str:
+    """The one line that settles this event; :class:`Unsure` when the full hook must decide."""
+    vm = vm_facts(unbase64(raw))
+    if not may_be_left(event, vm) or vm.host_id is None:
+        raise Unsure("not a case for the first look")
+    now = wall()
+    line = left_to_watcher(event, vm, now, settings.settle_interval,
+                           claims.live_claim(settings.state_dir, vm.host_id, now))
+    if line is None:
+        host_name, host_state = _host_info(settings, vm.host_id)
+        line = left_to_host_hook(event, vm, host_name, host_state)
+    if line is None:
+        raise Unsure("host MONITORED: the full hook recovers")
+    return line
+
+
+def _log(settings: settings_cache.Settings, program: str, line: str) -> None:
+    """Append the line to the log as the full hook's logger would; OSError if it cannot."""
+    if settings.log_level not in ("debug", "info"):
+        return
+    text = format_line(program, "INFO", line, time.time()) + "\n"
+    if settings.log_file == "-":
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        return
+    fd = os.open(settings.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, text.encode("utf-8", "replace"))
+    finally:
+        os.close(fd)
+
+
+def main(argv: "Optional[Sequence[str]]" = None) -> int:
+    """``python -m one_hooks.triage EVENT [TEMPLATE]``: first look, else the full hook."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in EVENTS or len(args) > 2 or any(a.startswith("-") for a in args):
+        return _full_hook(args, None)
+    event = args[0]
+    try:
+        raw = read_payload(args[1] if len(args) == 2 else None)
+    except OneHooksError:
+        return _full_hook(args, None)  # it says what is wrong, in its words
+    settings = settings_cache.load(os.environ)
+    if settings is None:
+        return _full_hook(args, raw)
+    try:
+        line = first_look(event, raw, settings)
+        _log(settings, f"one-hooks-{event}", line)
+    except (Unsure, OneHooksError, OSError, ValueError):
+        return _full_hook(args, raw)
+    print(one_line(line), flush=True)
+    return EXIT_OK
+
+
+def _full_hook(args: "List[str]", raw: "Optional[bytes]") -> int:
+    """The full ``one-hooks hook`` with these arguments, on the payload already read."""
+    from .hooks import run_with_payload
+
+    return run_with_payload(args, raw)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
