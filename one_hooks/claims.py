@@ -1,10 +1,11 @@
 """Watch claims: which host-reconnect process watches which host, until when.
 
-A claim is ``<state_dir>/watch/host-<ID>.json`` holding ``{"pid": P, "until": T}``
-(``T`` in wall-clock seconds). The :class:`~one_hooks.ledger.Ledger` writes
+A claim is ``<state_dir>/watch/host-<ID>.claim`` holding one line ``PID UNTIL``
+(``UNTIL`` in wall-clock seconds; plain text, because ``json`` would cost every
+VM hook the import of ``re``). The :class:`~one_hooks.ledger.Ledger` writes
 claims; VM hooks read them, most of them in the hook's first look
 (:mod:`one_hooks.triage`), before anything heavy is imported. So this module
-imports only ``os`` and ``json``, and returns plain tuples.
+imports only ``os``, and returns plain tuples.
 
 A claim counts only while its time is not over and its process is a live
 one-hooks process: a crashed watcher must never leave VMs unattended, and a
@@ -12,7 +13,6 @@ recycled PID running something else proves nothing.
 """
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -24,7 +24,7 @@ WATCH_DIR = "watch"
 
 def claim_name(host_id: int) -> str:
     """The file name of the claim on ``host_id`` (inside ``<state_dir>/watch``)."""
-    return f"host-{int(host_id)}.json"
+    return f"host-{int(host_id)}.claim"
 
 
 def claim_path(state_dir: str, host_id: int) -> str:
@@ -34,7 +34,7 @@ def claim_path(state_dir: str, host_id: int) -> str:
 
 def encode(pid: int, until: float) -> bytes:
     """The content of a claim by process ``pid`` until wall time ``until``."""
-    return json.dumps({"pid": int(pid), "until": float(until)}).encode("utf-8")
+    return f"{int(pid)} {float(until)!r}\n".encode("ascii")
 
 
 def live_claim(state_dir: str, host_id: int, now: float) -> "Optional[Tuple[int, float]]":
@@ -44,11 +44,11 @@ def live_claim(state_dir: str, host_id: int, now: float) -> "Optional[Tuple[int,
     """
     try:
         with open(claim_path(state_dir, host_id), "rb") as fh:
-            data = json.loads(fh.read().decode("utf-8"))
-        pid, until = int(data["pid"]), float(data["until"])
-    except (OSError, ValueError, KeyError, TypeError):
+            pid_text, until_text = fh.read(200).split()
+        pid, until = int(pid_text), float(until_text)
+    except (OSError, ValueError):
         return None
-    if until <= now or not alive(pid):
+    if not until < float("inf") or until <= now or not alive(pid):  # NaN, inf: malformed
         return None
     return pid, until
 

@@ -20,10 +20,14 @@ Otherwise the hook takes its full path, which loads the file and leaves a new
 snapshot. The snapshot holds no secret: the auth file's path, never its
 content. It lives in ``$XDG_CACHE_HOME/one-hooks`` (``~/.cache/one-hooks``),
 one file per configuration path; losing it costs one full run, nothing else.
+
+The file is plain text, one ``name<TAB>value`` line each (``json`` would cost
+every VM hook the import of ``re``): first the key lines, which must equal
+those computed now, then the settings. Values holding a line break are never
+written (no snapshot then: the hooks keep taking their full path).
 """
 from __future__ import annotations
 
-import json
 import os
 
 from . import __version__
@@ -31,12 +35,16 @@ from .configpath import file_stamp, resolve_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
-    from typing import Any, Dict, Mapping, Optional
+    from typing import Any, Dict, List, Mapping, Optional, Tuple
 
     from .config import Config
 
 #: environment variables that take part in resolving the configuration
 RESOLVING_ENV = ("ONE_XMLRPC", "ONE_AUTH", "HOME")
+
+HEADER = "# one-hooks settings snapshot: written by a full hook run, read by the VM hooks' first look\n"
+#: the settings that are numbers (the rest are strings)
+_FLOATS = ("timeout", "settle_interval")
 
 
 class Settings:
@@ -63,8 +71,15 @@ class Settings:
                    config.log.file, config.log.level)
 
     def as_dict(self) -> "Dict[str, Any]":
-        """The settings as JSON-ready values."""
+        """The settings by name."""
         return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_text(cls, values: "Dict[str, str]") -> "Settings":
+        """Settings from their text form; ValueError/KeyError if one is missing or not a number."""
+        typed: "Dict[str, Any]" = {name: float(values[name]) if name in _FLOATS else values[name]
+                                   for name in cls.__slots__}
+        return cls(**typed)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Settings) and self.as_dict() == other.as_dict()
@@ -79,12 +94,24 @@ def cache_dir(environ: "Mapping[str, str]") -> str:
 def snapshot_path(config_path: str, environ: "Mapping[str, str]") -> str:
     """The snapshot file of ``config_path`` (the path, made a file name reversibly)."""
     name = os.path.abspath(config_path).replace("%", "%25").replace("/", "%2F")
-    return os.path.join(cache_dir(environ), f"settings{name}.json")
+    return os.path.join(cache_dir(environ), f"settings{name}")
 
 
-def _key(config_path: str, stamp: "Any", environ: "Mapping[str, str]") -> "Dict[str, Any]":
-    return {"version": __version__, "config": os.path.abspath(config_path), "stamp": list(stamp),
-            "env": {name: environ.get(name, "") for name in RESOLVING_ENV}}
+def _lines(pairs: "List[Tuple[str, Any]]") -> str:
+    """``name<TAB>value`` lines (floats exactly, by repr); ValueError for a value with a line break."""
+    texts = [(name, repr(value) if isinstance(value, float) else str(value)) for name, value in pairs]
+    if any("\n" in text for _, text in texts):
+        raise ValueError("a value holds a line break")
+    return "".join(f"{name}\t{text}\n" for name, text in texts)
+
+
+def _key(config_path: str, stamp: "Tuple[int, ...]", environ: "Mapping[str, str]") -> str:
+    """The key lines: what must not have changed for the settings below them to hold."""
+    pairs: "List[Tuple[str, Any]]" = [
+        ("version", __version__), ("config", os.path.abspath(config_path)),
+        ("stamp", " ".join(str(n) for n in stamp) or "absent")]
+    pairs += [(f"env.{name}", environ.get(name, "")) for name in RESOLVING_ENV]
+    return HEADER + _lines(pairs)
 
 
 def save(config: "Config", environ: "Mapping[str, str]") -> bool:
@@ -99,8 +126,11 @@ def save(config: "Config", environ: "Mapping[str, str]") -> bool:
     if tuple(config.stamp) != stamp or (config.path or path) != path:
         return False
     target = snapshot_path(path, environ)
-    body = {"key": _key(path, stamp, environ), "settings": Settings.of(config).as_dict()}
-    data = json.dumps(body, sort_keys=True).encode("utf-8")
+    try:
+        text = _key(path, stamp, environ) + _lines(list(Settings.of(config).as_dict().items()))
+    except ValueError:
+        return False  # a value with a line break: it cannot be written as one line
+    data = text.encode("utf-8")
     try:
         with open(target, "rb") as fh:
             if fh.read() == data:
@@ -130,11 +160,13 @@ def load(environ: "Mapping[str, str]") -> "Optional[Settings]":
             return None  # someone else could have chosen where our credentials go
         with os.fdopen(fd, "rb") as fh:
             fd = -1
-            body = json.loads(fh.read().decode("utf-8"))
-        if body.get("key") != _key(path, file_stamp(path), environ):
+            text = fh.read(1 << 16).decode("utf-8")
+        key = _key(path, file_stamp(path), environ)
+        if not text.startswith(key) or not text.endswith("\n"):
             return None
-        return Settings(**body["settings"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        values = dict(line.split("\t", 1) for line in text[len(key):-1].split("\n"))
+        return Settings.from_text(values)
+    except (OSError, ValueError, TypeError, KeyError):
         return None
     finally:
         if fd >= 0:

@@ -32,8 +32,7 @@ import sys
 import time
 import pyexpat  # the C parser itself: xml.parsers.expat only re-exports it, at an extra cost
 
-from . import claims, settings_cache, wire
-from .authfile import read_auth
+from . import claims, settings_cache
 from .errors import EXIT_OK, OneHooksError
 from .logline import format_line, one_line
 from .payload import read_payload, unbase64
@@ -253,6 +252,10 @@ def may_be_left(event: str, vm: VmFacts) -> bool:
 
 def _host_info(settings: settings_cache.Settings, host_id: int) -> "Tuple[str, int]":
     """One ``one.host.info``; :class:`Unsure` on any error (the full hook retries properly)."""
+    # Only this case pays for the socket module (and its enum import).
+    from . import wire
+    from .authfile import read_auth
+
     target = wire.split_endpoint(settings.endpoint)
     if target is None:
         raise Unsure("endpoint needs the full adapter")

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from one_hooks.ledger import Ledger
 
 
@@ -48,5 +50,20 @@ def test_a_dead_watcher_counts_as_none(tmp_path) -> None:
 def test_a_damaged_claim_counts_as_none(tmp_path) -> None:
     ledger = Ledger(str(tmp_path), wall=lambda: 0.0)
     ledger.claim_watch_for(7, os.getpid(), until=1e12)
-    (tmp_path / "watch" / "host-7.json").write_text("{not json")
+    (tmp_path / "watch" / "host-7.claim").write_text("{not a claim")
     assert ledger.watcher_of(7) is None
+
+
+@pytest.mark.parametrize("text", ["{pid} nan", "{pid} inf", "{pid} 1e400", "{pid} 1e12 14", "",
+                                  "x 1e12", "1.5 1e12", "{pid}"])
+def test_a_claim_with_a_bad_pid_or_time_counts_as_none(tmp_path, text: str) -> None:
+    ledger = Ledger(str(tmp_path), wall=lambda: 0.0)
+    proc = _one_hooks_process()
+    try:
+        ledger.claim_watch_for(8, proc.pid, until=1e12)
+        assert ledger.watcher_of(8) is not None
+        (tmp_path / "watch" / "host-8.claim").write_text(text.format(pid=proc.pid))
+        assert ledger.watcher_of(8) is None
+    finally:
+        proc.kill()
+        proc.wait()

@@ -203,7 +203,7 @@ def test_first_run_takes_the_full_path_and_leaves_the_snapshot(tmp_path: Path, s
     assert first.returncode == 0, first.stdout + first.stderr
     assert "is ACTIVE/UNKNOWN, was ACTIVE/RUNNING" in out  # the full hook's first line
     assert "host dummy-host-1 is ERROR: left to host-reconnect" in out
-    assert list((tmp_path / "cache" / "one-hooks").glob("settings*.json"))
+    assert list((tmp_path / "cache" / "one-hooks").glob("settings*"))
 
     calls = sum(sim.calls.values())
     second = subprocess.run([sys.executable, "-c", PROBE, "vm-unknown"], input=payload,
