@@ -104,15 +104,19 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     """
     if event == "host-reconnect":
         host = expect_resource(payload, Resource.HOST)
+        detach = spawn is not None and config.recovery.settle_seconds > 0
+        if detach:
+            # First of all, before the engine's imports: VM hooks of this host now leave
+            # their VMs to us (and to the watcher after us) instead of asking oned.
+            from .ledger import Ledger
+
+            Ledger(config.recovery.state_dir, wall=wall).claim_watch(
+                host.id, wall() + config.recovery.settle_seconds)
         out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
                  f"was {host.prev_state.name}")
         from .recovery import build_engine
-        detach = spawn is not None and config.recovery.settle_seconds > 0
         with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect",
                           settle=not detach, clock=clock, sleep=sleep, wall=wall) as engine:
-            if detach:
-                # VM hooks of this host now leave their VMs to us (and to the watcher after us).
-                engine.ledger.claim_watch(host.id, wall() + config.recovery.settle_seconds)
             report = engine.recover_host(host.id, settle=not detach)
             out.line(f"host-reconnect: host {host.id}: {report.summary()}")
             if detach and spawn is not None:

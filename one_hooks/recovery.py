@@ -178,7 +178,7 @@ class Engine:
                           "nothing resumed there now, host-reconnect will run when it is back")
         self._pass(host, plan(host, vms, self.settings), retry, log_skips=True)
         if settle and self.timing.settle_seconds > 0 and host.state == HostState.MONITORED:
-            self._settle(host, started + self.timing.settle_seconds)
+            self._settle(host.id, started + self.timing.settle_seconds)
         return self.report
 
     def watch_host(self, host_id: int) -> Report:
@@ -187,13 +187,10 @@ class Engine:
         host-reconnect runs this in a detached process after its first pass,
         so the window does not hold one of onehem's hook slots.
         """
-        started = self.clock()
-        host = self.call(self.oned.host_info, host_id)
-        if host.state != HostState.MONITORED:
-            self.out.line(f"host {host.name} is {host.state.name}: nothing to watch")
-            return self.report
-        self._settle(host, started + self.timing.settle_seconds)
-        self.out.line(f"host {host.name}: settle window over")
+        # No read now: host-reconnect has just read the host, and the window's
+        # first look reads it again (and stops if it is not MONITORED).
+        self._settle(host_id, self.clock() + self.timing.settle_seconds)
+        self.out.line(f"host {host_id}: settle window over")
         return self.report
 
     # --- one pass over a plan -----------------------------------------------
@@ -432,21 +429,21 @@ class Engine:
 
     # --- settle window ------------------------------------------------------
 
-    def _settle(self, host: Host, until: float) -> None:
+    def _settle(self, host_id: int, until: float) -> None:
         """Recover VMs that become candidates after the host came back."""
-        self.out.line(f"host {host.name}: watching its VMs for "
+        self.out.line(f"host {host_id}: watching its VMs for "
                       f"{self.timing.settle_seconds:g} s (VM states arrive after the host's)")
         while self.clock() + self.timing.settle_interval <= until:
             self.sleep(self.timing.settle_interval)
             try:
-                fresh_host = self.oned.host_info(host.id)
+                fresh_host = self.oned.host_info(host_id)
                 span = id_range(fresh_host)
-                vms = list(self.oned.vm_pool(host_id=host.id, id_range=span)) if span else []
+                vms = list(self.oned.vm_pool(host_id=host_id, id_range=span)) if span else []
             except OnedError as exc:
-                self.out.warning(f"host {host.name}: settle look failed: {exc}")
+                self.out.warning(f"host {host_id}: settle look failed: {exc}")
                 continue
             if fresh_host.state != HostState.MONITORED:
-                self.out.warning(f"host {host.name} is {fresh_host.state.name} again: stop watching")
+                self.out.warning(f"host {fresh_host.name} is {fresh_host.state.name}: stop watching")
                 return
             # Failures are not retried here (a failed deploy is vm-unknown's to retry);
             # a VM seen RUNNING that is down again is a new incident: its VM hook left it to us.
@@ -455,7 +452,7 @@ class Engine:
             new = [vm for vm in vms if vm.id not in done
                    and decide(vm, fresh_host, self.settings).action == Action.RESUME]
             if new:
-                self.out.line(f"host {host.name}: {len(new)} more VM(s) became candidates")
+                self.out.line(f"host {fresh_host.name}: {len(new)} more VM(s) became candidates")
                 self._pass(fresh_host, plan(fresh_host, new, self.settings), False, log_skips=False)
 
     # --- helpers --------------------------------------------------------------
