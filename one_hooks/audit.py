@@ -7,7 +7,6 @@ Credentials never reach this module: callers pass IDs, names and reasons.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Optional, TextIO
 
