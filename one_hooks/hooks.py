@@ -20,6 +20,9 @@ could not be recovered (``onehook retry`` may help), 2 bad input or config.
 
 This module is on the hook path: it must not import pyone (0.5 s of CPU for
 every VM event); the oned adapter it uses speaks XML-RPC with the stdlib.
+The VM shims reach it only through their first look (:mod:`one_hooks.triage`),
+which settles most outage events without this module's imports and hands
+the rest here (:func:`run_with_payload`).
 """
 from __future__ import annotations
 

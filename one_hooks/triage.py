@@ -12,7 +12,7 @@ onehem runs them ten at a time. Nearly all of them end the same two ways:
 The full hook (:mod:`one_hooks.hooks`) reaches the same verdicts, but only
 after loading the configuration machinery, lxml, the model and the logger:
 about 60 ms of CPU per process, most of an outage's hook cost. This module
-reaches them with the stdlib's C parser, the settings snapshot
+reaches them with the stdlib's C parser (:mod:`one_hooks.xmltree`), the settings snapshot
 (:mod:`one_hooks.settings_cache`) and at most one ``one.host.info`` call.
 
 It only ever says "left to ...", never acts on a VM. Whenever it is not
@@ -30,18 +30,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-import pyexpat  # the C parser itself: xml.parsers.expat only re-exports it, at an extra cost
 
-from . import claims, settings_cache
+from . import claims, settings_cache, xmltree
 from .errors import EXIT_OK, OneHooksError
 from .logline import format_line, one_line
 from .payload import read_payload, unbase64
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
-    from typing import Callable, List, Optional, Sequence, Tuple, Union
-
-    Node = List[Union[str, "Node"]]
+    from typing import Callable, List, Optional, Sequence, Tuple
 
 EVENTS = ("vm-unknown", "vm-poweroff")
 
@@ -59,80 +56,34 @@ HOST_STATE_NAMES = {
 #: Deeper documents are left to the full parser (libxml2 refuses depth > 256;
 #: a VM document is about 5 deep).
 MAX_DEPTH = 32
-MAX_NAME = 1000
 
 
 class Unsure(Exception):
     """The first look cannot tell; the full hook decides."""
 
 
-# --- parse: a small tree from the stdlib's expat ------------------------------
+# --- parse: as the full parser reads, or Unsure ----------------------------------
 
 
-def _tree(xml: bytes) -> "Node":
-    """The document as nested lists ``[tag, content...]`` (content: text pieces and children).
+def _tree(xml: bytes) -> xmltree.Element:
+    """The root element; :class:`Unsure` for anything lxml could read differently.
 
-    Raises :class:`Unsure` for anything the full parser (lxml) could read
-    differently: malformed XML, a DOCTYPE or entity declaration, namespaces,
-    processing instructions, great depth.
+    Malformed XML, a DOCTYPE or entity declaration, a processing instruction
+    or great depth go to the full parser (a namespaced root keeps its
+    ``{uri}`` tag, as in lxml, and so is no VM or HOST).
     """
-    root: "Node" = ["", ]
-    stack: "List[Node]" = [root]
-
-    def start(tag: str, attrs: "dict") -> None:
-        if ":" in tag or len(tag) > MAX_NAME or len(stack) > MAX_DEPTH or any(
-                a == "xmlns" or a.startswith("xmlns:") for a in attrs):
-            raise Unsure("namespace, depth or name length")
-        node: "Node" = [tag]
-        stack[-1].append(node)
-        stack.append(node)
-
-    def end(tag: str) -> None:
-        stack.pop()
-
-    def text(data: str) -> None:
-        stack[-1].append(data)
-
-    def refuse(*_: object) -> None:
-        raise Unsure("DOCTYPE, entity or processing instruction")
-
-    parser = pyexpat.ParserCreate()
-    parser.buffer_text = True
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.ProcessingInstructionHandler = refuse
     try:
-        parser.Parse(xml, True)
-    except pyexpat.ExpatError:
-        raise Unsure("not well-formed for expat") from None
-    elements = [c for c in root[1:] if isinstance(c, list)]
-    if len(elements) != 1:
-        raise Unsure("no single root element")
-    return elements[0]
+        return xmltree.parse(xml, MAX_DEPTH, refuse_pis=True)
+    except xmltree.Refused:
+        raise Unsure("not a document the first look reads") from None
 
 
-def _children(node: "Node", tag: str) -> "List[Node]":
-    return [c for c in node[1:] if isinstance(c, list) and c[0] == tag]
+def _text(node: xmltree.Element, tag: str) -> "Optional[str]":
+    child = node.find(tag)
+    return None if child is None else child.all_text()
 
 
-def _child(node: "Node", tag: str) -> "Optional[Node]":
-    found = _children(node, tag)
-    return found[0] if found else None
-
-
-def _all_text(node: "Node") -> str:
-    return "".join(c if isinstance(c, str) else _all_text(c) for c in node[1:])
-
-
-def _text(node: "Node", tag: str) -> "Optional[str]":
-    child = _child(node, tag)
-    return None if child is None else _all_text(child)
-
-
-def _int(node: "Node", tag: str, default: "Optional[int]" = None) -> int:
+def _int(node: xmltree.Element, tag: str, default: "Optional[int]" = None) -> int:
     """As the full parser reads an integer child (same defaults, same refusals)."""
     value = _text(node, tag)
     if value is None or (value.strip() == "" and default is not None):
@@ -170,18 +121,18 @@ def vm_facts(xml: bytes) -> VmFacts:
     a payload it would refuse is never settled here.
     """
     vm = _tree(xml)
-    if vm[0] != "VM":
+    if vm.tag != "VM":
         raise Unsure("not a VM document")
     state, lcm_state = _int(vm, "STATE"), _int(vm, "LCM_STATE")
     _int(vm, "PREV_STATE", state)
     prev_lcm_state = _int(vm, "PREV_LCM_STATE", lcm_state)
     vm_id = _int(vm, "ID")
-    lock = _child(vm, "LOCK")
+    lock = vm.find("LOCK")
     if lock is not None:
         _int(lock, "LOCKED", 0)
     last: "Optional[Tuple[int, int, str, int]]" = None
-    records = _child(vm, "HISTORY_RECORDS")
-    for history in _children(records, "HISTORY") if records is not None else []:
+    records = vm.find("HISTORY_RECORDS")
+    for history in records.find_all("HISTORY") if records is not None else []:
         seq, hid = _int(history, "SEQ"), _int(history, "HID")
         action = _int(history, "ACTION", 0)
         _int(history, "STIME", 0)
@@ -195,16 +146,16 @@ def vm_facts(xml: bytes) -> VmFacts:
 def host_facts(xml: bytes) -> "Tuple[str, int]":
     """``(NAME, STATE)`` of a ``<HOST>`` document (``one.host.info``), read as the full parser would."""
     host = _tree(xml)
-    if host[0] != "HOST":
+    if host.tag != "HOST":
         raise Unsure("not a HOST document")
     state = _int(host, "STATE")
     _int(host, "ID")
     _int(host, "PREV_STATE", state)
     _int(host, "CLUSTER_ID", -1)
-    vms = _child(host, "VMS")
-    for vm_id in _children(vms, "ID") if vms is not None else []:
+    vms = host.find("VMS")
+    for vm_id in vms.find_all("ID") if vms is not None else []:
         try:
-            int(_all_text(vm_id).strip())
+            int(vm_id.all_text().strip())
         except ValueError:
             raise Unsure("VMS/ID is not an integer") from None
     return _text(host, "NAME") or "", state

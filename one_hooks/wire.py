@@ -3,10 +3,9 @@
 A hook process runs once per VM event, so its start-up cost is paid thousands
 of times in a storm. ``xmlrpc.client`` pulls in ``http.client``, ``email``
 and ``ssl`` (about 20 ms of CPU here); this module needs only ``socket`` and
-the C expat parser (``pyexpat``, well under a millisecond to import: not
-lxml, ``xml.etree``, ``xml.dom`` or ``xml.sax``, and not even ``typing``),
-so a hook's fast path can use it without loading lxml. It does the little
-oned needs:
+:mod:`one_hooks.xmltree` (the C expat parser: not lxml, ``xml.etree``,
+``xml.dom`` or ``xml.sax``, and not even ``typing``), so a hook's first look
+can use it without loading lxml. It does the little oned needs:
 
 * a request is ``POST <path>`` with a ``<methodCall>`` whose parameters are
   strings, integers and booleans;
@@ -18,15 +17,16 @@ Each call opens its own connection and is sent exactly once: a dropped answer
 is reported, never silently re-sent (a re-sent ``one.vm.action`` could act
 twice). ``https`` endpoints load :mod:`ssl` only when used.
 
-Answers are parsed by expat with every DTD refused: a ``<!DOCTYPE`` (and so
-any entity declaration) is a :class:`ProtocolError`, and no external entity
-is ever resolved. Character data is gathered in pieces and joined once, so a
-30 MB pool answer in one ``<string>`` costs linear time.
+Answers are parsed by :func:`one_hooks.xmltree.parse` with every DTD refused:
+a ``<!DOCTYPE`` (and so any entity declaration) is a :class:`ProtocolError`,
+and no external entity is ever resolved. Character data is gathered in pieces
+and joined once, so a 30 MB pool answer in one ``<string>`` costs linear time.
 """
 from __future__ import annotations
 
-import pyexpat  # the C parser itself: xml.parsers.expat only re-exports it, at an extra cost
 import socket
+
+from . import xmltree
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: annotations only (mypy reads this name)
 if TYPE_CHECKING:
@@ -95,16 +95,19 @@ def _encode_value(value: Any) -> str:
 
 def decode_response(body: bytes) -> Any:
     """The value of a ``<methodResponse>``; :class:`Fault` for a fault answer."""
-    root = _parse(body)
+    try:
+        root = xmltree.parse(body, _MAX_DEPTH)
+    except xmltree.Refused as exc:
+        raise ProtocolError(f"answer {exc}") from None
     if root.tag != "methodResponse":
         raise ProtocolError(f"answer root is <{root.tag}>, not <methodResponse>")
-    fault = _find(root, "fault", "value")
+    fault = root.find("fault", "value")
     if fault is not None:
         members = _decode_value(fault)
         if not isinstance(members, dict):
             raise ProtocolError("fault without a struct")
         return _raise_fault(members)
-    value = _find(root, "params", "param", "value")
+    value = root.find("params", "param", "value")
     if value is None:
         raise ProtocolError("answer holds no value")
     return _decode_value(value)
@@ -117,98 +120,17 @@ def decode_response(body: bytes) -> Any:
 _MAX_DEPTH = 1000
 
 
-class _Node:
-    """An element as far as XML-RPC needs it: its name, children and text.
-
-    ``text`` holds the character data before the first child element (what
-    lxml calls ``.text``), in the pieces expat delivered; comments and
-    processing instructions are invisible. Text after a child element
-    (whitespace between elements) is dropped.
-    """
-
-    __slots__ = ("tag", "text", "children")
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.text: list[str] = []
-        self.children: list[_Node] = []
-
-
-def _parse(body: bytes) -> _Node:
-    """The root element of ``body``; :class:`ProtocolError` if it is not plain XML."""
-    # Namespaces are processed (an unbound prefix is an error) and a namespaced
-    # name is spelt "{uri}local" as lxml does: it never matches an XML-RPC name.
-    parser = pyexpat.ParserCreate(namespace_separator="}")
-    parser.buffer_text = True  # one callback per text run, not one per line or entity
-    parser.buffer_size = 1 << 16
-    parser.ordered_attributes = True  # attributes are ignored: skip building dicts
-    parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
-    document = _Node("")
-    stack = [document]
-
-    def start(name: str, attributes: object) -> None:
-        if len(stack) > _MAX_DEPTH:
-            raise ProtocolError(f"answer nests deeper than {_MAX_DEPTH} elements")
-        node = _Node("{" + name if "}" in name else name)
-        stack[-1].children.append(node)
-        stack.append(node)
-
-    def end(name: str) -> None:
-        stack.pop()
-
-    def text(data: str) -> None:
-        node = stack[-1]
-        if not node.children:
-            node.text.append(data)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
-    parser.StartDoctypeDeclHandler = _refuse_doctype
-    parser.EntityDeclHandler = _refuse_entity
-    parser.ExternalEntityRefHandler = _refuse_external_entity
-    try:
-        parser.Parse(body, True)
-    except pyexpat.ExpatError as exc:
-        raise ProtocolError(f"answer is not XML ({exc})") from None
-    return document.children[0]  # expat guarantees exactly one root element
-
-
-def _refuse_doctype(*_: object) -> None:
-    raise ProtocolError("answer has a DOCTYPE declaration: DOCTYPE declarations are not accepted")
-
-
-def _refuse_entity(*_: object) -> None:
-    raise ProtocolError("answer declares an entity: entity declarations are not accepted")
-
-
-def _refuse_external_entity(*_: object) -> int:
-    raise ProtocolError("answer refers to an external entity: external entities are not resolved")
-
-
-def _find_all(node: _Node, *path: str) -> list[_Node]:
-    """The elements at child ``path`` under ``node``, in document order (ElementPath's order)."""
-    level = [node]
-    for tag in path:
-        level = [child for parent in level for child in parent.children if child.tag == tag]
-    return level
-
-
-def _find(node: _Node, *path: str) -> _Node | None:
-    found = _find_all(node, *path)
-    return found[0] if found else None
-
-
 def _raise_fault(members: dict) -> Any:
     code = members.get("faultCode")
     raise Fault(code if isinstance(code, int) else -1, str(members.get("faultString", "")))
 
 
-def _decode_value(element: _Node) -> Any:
-    if not element.children:  # <value>text</value> is a string
-        return "".join(element.text)
-    node = element.children[0]  # text around the typed child (whitespace) is ignored
-    tag, text = node.tag, "".join(node.text)
+def _decode_value(element: xmltree.Element) -> Any:
+    children = element.children
+    if not children:  # <value>text</value> is a string
+        return element.text()
+    node = children[0]  # text around the typed child (whitespace) is ignored
+    tag, text = node.tag, node.text()
     try:
         if tag in ("int", "i4", "i8"):
             return int(text.strip())
@@ -225,14 +147,14 @@ def _decode_value(element: _Node) -> Any:
     if tag == "nil":
         return None
     if tag == "array":
-        return [_decode_value(v) for v in _find_all(node, "data", "value")]
+        return [_decode_value(v) for v in node.find_all("data", "value")]
     if tag == "struct":
         members = {}
-        for member in _find_all(node, "member"):
-            value = _find(member, "value")
+        for member in node.find_all("member"):
+            value = member.find("value")
             if value is not None:
-                name = _find(member, "name")
-                members["".join(name.text) if name is not None else ""] = _decode_value(value)
+                name = member.find("name")
+                members[name.text() if name is not None else ""] = _decode_value(value)
         return members
     raise ProtocolError(f"unsupported XML-RPC type <{tag}>")
 
