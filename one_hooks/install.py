@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -331,11 +332,20 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
         state = _file_state(target, spec, owner)
         if state:
             steps.do(f"{state} {spec.path} (mode {spec.mode:04o})",
-                     lambda s=spec, t=target: fsio.atomic_write(t, s.data, fsio.FileMeta(s.mode, uid, gid)))
+                     functools.partial(_write_file, target, spec, uid, gid))
             changed.append(spec.path)
         else:
             steps.note(f"{spec.path}: up to date")
     return changed
+
+
+# Step actions that run in a loop are module functions bound with functools.partial: each step
+# keeps its own iteration's values (as default-argument lambdas did), and mypy can type them.
+
+
+def _write_file(target: str, spec: FileSpec, uid: int, gid: int) -> None:
+    """Step action: write one remotes file with its mode and owner."""
+    fsio.atomic_write(target, spec.data, fsio.FileMeta(spec.mode, uid, gid))
 
 
 def _missing_dirs(ctx: Context, path: str) -> List[str]:
@@ -387,17 +397,30 @@ def register_hooks(ctx: Context, manifest: Manifest) -> None:
             ctx.steps.note(action.describe())
             manifest.hooks[spec.name] = action.hook_id
         elif action.kind == "allocate":
-            new_id = ctx.steps.do(action.describe(),
-                                  lambda s=spec: oned.hook_allocate(ht.allocate_text(s, ctx.config)))
+            new_id = ctx.steps.do(action.describe(), functools.partial(_allocate_hook, ctx, oned, spec))
             if new_id is not None:
                 manifest.hooks[spec.name] = int(new_id)
         elif action.kind == "update":
-            ctx.steps.do(action.describe(),
-                         lambda s=spec, a=action: oned.hook_update(a.hook_id, ht.update_text(s, ctx.config)))
+            ctx.steps.do(action.describe(), functools.partial(_update_hook, ctx, oned, action))
             manifest.hooks[spec.name] = action.hook_id
         else:
-            ctx.steps.do(action.describe(), lambda a=action: oned.hook_delete(a.hook_id))
+            ctx.steps.do(action.describe(), functools.partial(_delete_hook, oned, action))
     manifest.save(ctx, "the hook IDs")
+
+
+def _allocate_hook(ctx: Context, oned: Any, spec: ht.HookSpec) -> Any:
+    """Step action: register one of our hooks; its new ID."""
+    return oned.hook_allocate(ht.allocate_text(spec, ctx.config))
+
+
+def _update_hook(ctx: Context, oned: Any, action: ht.HookAction) -> Any:
+    """Step action: replace a registered hook's template with ours."""
+    return oned.hook_update(action.hook_id, ht.update_text(action.spec, ctx.config))
+
+
+def _delete_hook(oned: Any, action: ht.HookAction) -> Any:
+    """Step action: remove a hook with one of our names."""
+    return oned.hook_delete(action.hook_id)
 
 
 def install(ctx: Context) -> int:
@@ -483,14 +506,18 @@ def finish(ctx: Context, changed: Sequence[str], conf_changed: bool) -> int:
                       else "done: nothing to change, the installation is complete")
     for why, argv in todo:
         if ctx.args.sync and not ctx.steps.dry_run:
-            ctx.steps.do(f"{why}: {' '.join(argv)}",
-                         lambda a=argv: ctx.runner.run(a, timeout=600.0))
+            ctx.steps.do(f"{why}: {' '.join(argv)}", functools.partial(_run_command, ctx, argv))
         else:
             ctx.reporter.line(f"left to do: {why}: run '{' '.join(argv)}' as oneadmin"
                               + ("" if ctx.steps.dry_run else " (or re-run with --sync)"))
     for line in ctx.extra_lines:
         ctx.reporter.line(line)
     return 0
+
+
+def _run_command(ctx: Context, argv: List[str]) -> Any:
+    """Step action: one of the commands left to do (``--sync``)."""
+    return ctx.runner.run(argv, timeout=600.0)
 
 
 # --- uninstall ---------------------------------------------------------------------
@@ -509,7 +536,7 @@ def uninstall(ctx: Context) -> int:
         manifest = Manifest()
     oned = ctx.oned()
     for action in ht.plan_uninstall(oned.hook_pool()).actions:
-        steps.do(action.describe(), lambda a=action: oned.hook_delete(a.hook_id))
+        steps.do(action.describe(), functools.partial(_delete_hook, oned, action))
     if manifest.cpu:
         cpu_revert(ctx, manifest)
     removed = 0
@@ -524,7 +551,7 @@ def uninstall(ctx: Context) -> int:
         removed += 1
         if sha256(fsio.read_bytes(target)) != digest:
             ctx.reporter.warning(f"warning: {path} was changed after installation; removing it anyway")
-        steps.do(f"remove {path}", lambda t=target: fsio.remove(t))
+        steps.do(f"remove {path}", functools.partial(fsio.remove, target))
     if manifest.config:
         _remove_config(ctx, manifest.config)
     steps.do(f"remove {layout.manifest}", lambda: fsio.remove(layout.fs(layout.manifest)))
@@ -535,7 +562,7 @@ def uninstall(ctx: Context) -> int:
         if os.listdir(target):
             steps.note(f"{directory}: kept (holds files one-hooks did not install, or runtime state)")
             continue
-        steps.do(f"remove directory {directory}", lambda t=target: os.rmdir(t))
+        steps.do(f"remove directory {directory}", functools.partial(os.rmdir, target))
     ctx.reporter.line(f"done: {steps.changed} step(s) {'would change' if steps.dry_run else 'changed'}")
     if removed:
         ctx.reporter.line("left to do: run 'onehost sync --force' as oneadmin so nodes drop the removed files")

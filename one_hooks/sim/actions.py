@@ -8,11 +8,15 @@ DispatchManager checks), then to start it. The second half of an action
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
 
 from ..model import HistoryAction, HostState, LcmState, VmState
 from .faults import ACTION, LOCKED, XML_RPC_API, Refused
 from .objects import SimHistory, SimVm, log_time, set_attr
+
+if TYPE_CHECKING:  # annotations only
+    from .objects import Tables
+    from .timeline import Timeline
 
 #: vm.action names oned knows (VMActions); the ones not simulated are refused.
 KNOWN_ACTIONS = {
@@ -27,12 +31,24 @@ MANAGE_BLOCKING_LOCKS = {1, 2, 4}
 class VmActions:
     """The VM life-cycle half of the cloud; relies on Cloud's tables, lock and timeline."""
 
-    # Provided by Cloud.
+    # Provided by Cloud (declared here, without values, so type checkers know them).
     lock: threading.RLock
+    tables: Tables
+    timeline: Timeline
+    boot_seconds: float
+    shutdown_seconds: float
+    deploy_needs_host: bool
     now: Callable[[], float]
     action_log: List[Tuple[float, int, str, str]]
     _fail_vm: Dict[int, int]
     _fail_host: Dict[int, int]
+
+    if TYPE_CHECKING:  # Cloud's methods; only declared for type checkers, Cloud defines them
+        def get_vm(self, vm_id: int, method: str = ...) -> SimVm: ...
+
+        def _set_vm(self, vm: SimVm, state: VmState, lcm: LcmState) -> None: ...
+
+        def _ts(self) -> int: ...
 
     def action(self, name: str, vm_id: int) -> None:
         """``one.vm.action``: accept and start the action, or refuse it as oned does."""

@@ -129,9 +129,9 @@ class Cloud(VmActions):
             if cluster is None:
                 raise Refused(NO_EXISTS, f"[one.host.allocate] Error getting cluster [{cluster_id}].")
             host_id = max(self.tables.hosts, default=-1) + 1
-            attrs = [("ARCH", "x86_64"), ("CPUSPEED", "3200"), ("HOSTNAME", name),
-                     ("HYPERVISOR", vm_mad), ("IM_MAD", im_mad), ("VM_MAD", vm_mad),
-                     ("RESERVED_CPU", ""), ("RESERVED_MEM", "")]
+            attrs: List[Attr] = [("ARCH", "x86_64"), ("CPUSPEED", "3200"), ("HOSTNAME", name),
+                                 ("HYPERVISOR", vm_mad), ("IM_MAD", im_mad), ("VM_MAD", vm_mad),
+                                 ("RESERVED_CPU", ""), ("RESERVED_MEM", "")]
             for key, value in template or []:
                 set_attr(attrs, key, value)
             host = SimHost(host_id, name, HostState.INIT, cluster_id, cluster.name,

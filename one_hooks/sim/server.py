@@ -17,7 +17,7 @@ import time
 import xmlrpc.client
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Counter, Dict, List, Mapping, Optional
+from typing import Any, Callable, Counter, Dict, List, Mapping, Optional, Tuple, cast
 
 from .faults import AUTHENTICATION, XML_RPC_API, Refused
 
@@ -202,7 +202,9 @@ class RpcServer(ThreadingHTTPServer):
     @property
     def endpoint(self) -> str:
         """``http://127.0.0.1:PORT/RPC2``."""
-        host, port = self.server_address[:2]
+        # server_bind() sets server_address from getsockname(): (str, int) for AF_INET. typeshed
+        # allows bytes for the host too, as the constructor accepts them.
+        host, port = cast(Tuple[str, int], self.server_address[:2])
         return f"http://{host}:{port}/RPC2"
 
     def start(self) -> str:

@@ -12,12 +12,13 @@ import base64
 from typing import Iterable, List, Optional, Sequence
 
 from lxml import etree
+# lxml's element class (etree.Element is a factory function). Imported, not assigned
+# (Element = etree._Element), so that mypy takes it as a type even without lxml's stubs.
+from lxml.etree import _Element as Element
 
 from ..model import HostState, LcmState, VmState
 from .objects import SimCluster, SimExecution, SimHistory, SimHook, SimHost, SimVm
 from .tmpl import Attr
-
-Element = etree._Element
 
 #: USER_TEMPLATE attributes kept by VirtualMachineTemplate::to_xml_short (pool answers).
 SHORT_USER_ATTRS = (
