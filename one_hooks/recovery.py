@@ -355,6 +355,9 @@ class Engine:
     def _wait(self, host: Host, pending: List[_Pending], barrier: float) -> List[_Pending]:
         """Poll the host's VMs until each pending one settles or ``barrier`` passes."""
         while pending:
+            # A resumed VM is not RUNNING before its deploy has run on the node: a look
+            # right after sending the resumes finds only BOOT states and costs oned a call.
+            self.sleep(self.timing.poll_interval)
             taken, seen = self._look(host, [p.decision.vm_id for p in pending])
             still: List[_Pending] = []
             now = self.clock()
@@ -380,7 +383,6 @@ class Engine:
             pending = still
             if not pending or now >= barrier:
                 break
-            self.sleep(self.timing.poll_interval)
         return pending
 
     def _look(self, host: Host, vm_ids: Sequence[int]) -> Tuple[int, Dict[int, Vm]]:
