@@ -57,3 +57,18 @@ def unbase64(data: "Union[bytes, str]", max_bytes: int = MAX_PAYLOAD_BYTES) -> b
         return binascii.a2b_base64(compact)
     except (binascii.Error, ValueError) as exc:
         raise PayloadError(f"hook payload: not base64 ({' '.join(str(exc).split())[:60]})") from None
+
+
+def int_field(value: "Optional[str]", default: "Optional[int]" = None) -> int:
+    """An integer field of oned's XML, read the one way both payload readers read it.
+
+    ``value`` is the field's text (None: the element is absent). Absent, or
+    blank when there is a default: the default. Otherwise the stripped text
+    as an integer. LookupError when absent without a default, ValueError when
+    not an integer (each reader turns these into its own one-line error).
+    """
+    if value is None or (value.strip() == "" and default is not None):
+        if default is None:
+            raise LookupError("missing")
+        return default
+    return int(value.strip())

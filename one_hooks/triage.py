@@ -34,7 +34,7 @@ import time
 from . import claims, settings_cache, xmltree
 from .errors import EXIT_OK, OneHooksError
 from .logline import format_line, one_line
-from .payload import read_payload, unbase64
+from .payload import int_field, read_payload, unbase64
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
@@ -85,13 +85,10 @@ def _text(node: xmltree.Element, tag: str) -> "Optional[str]":
 
 def _int(node: xmltree.Element, tag: str, default: "Optional[int]" = None) -> int:
     """As the full parser reads an integer child (same defaults, same refusals)."""
-    value = _text(node, tag)
-    if value is None or (value.strip() == "" and default is not None):
-        if default is None:
-            raise Unsure(f"missing {tag}")
-        return default
     try:
-        return int(value.strip())
+        return int_field(_text(node, tag), default)
+    except LookupError:
+        raise Unsure(f"missing {tag}") from None
     except ValueError:
         raise Unsure(f"{tag} is not an integer") from None
 

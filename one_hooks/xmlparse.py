@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Literal, Optional, Tuple, TypeVar, Unio
 from lxml import etree
 
 from .errors import PayloadError
-from .payload import MAX_PAYLOAD_BYTES, unbase64
+from .payload import MAX_PAYLOAD_BYTES, int_field, unbase64
 from .model import (
     Cluster, History, HistoryAction, Hook, HookExecution, Host, HostState, LcmState, Resource,
     Vm, VmState,
@@ -112,14 +112,12 @@ def _str(el: etree._Element, tag: str, default: str = "") -> str:
 def _int(el: etree._Element, tag: str, default: Optional[int] = None) -> int:
     """Integer child ``tag``; missing raises unless a default is given."""
     value = _text(el, tag)
-    if value is None or (value.strip() == "" and default is not None):
-        if default is None:
-            raise PayloadError(f"{el.tag}: missing {tag}")
-        return default
     try:
-        return int(value.strip())
+        return int_field(value, default)
+    except LookupError:
+        raise PayloadError(f"{el.tag}: missing {tag}") from None
     except ValueError:
-        raise PayloadError(f"{el.tag}/{tag}: not an integer: {_show(value)}") from None
+        raise PayloadError(f"{el.tag}/{tag}: not an integer: {_show(value or '')}") from None
 
 
 def _int_list(el: etree._Element, tag: str) -> Tuple[int, ...]:

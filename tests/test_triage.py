@@ -28,7 +28,7 @@ from one_hooks.logline import one_line
 from one_hooks.model import HistoryAction, HostState, LcmState, Vm, VmState
 from one_hooks.triage import Unsure, VmFacts, left_to_host_hook, left_to_watcher, vm_facts
 from tests.test_fuzz_mutations import mutants
-from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS
+from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS, _hook_config
 
 REPO = Path(__file__).resolve().parent.parent
 SHIMS = REPO / "remotes" / "hooks" / "one-hooks"
@@ -157,14 +157,6 @@ def test_a_host_still_down_leaves_the_vm_to_host_reconnect() -> None:
 # --- the real shims against the simulated oned ---------------------------------------
 
 
-def _config(tmp: Path, sim) -> Path:
-    config = tmp / "one-hooks.conf"
-    config.write_text(f"[oned]\nendpoint = {sim.endpoint}\nauth_file = {sim.auth_file}\n"
-                      f"[iscsi]\ncheck = no\n[recovery]\nstate_dir = {tmp / 'state'}\n"
-                      f"settle_seconds = 0\n[log]\nfile = {tmp / 'one-hooks.log'}\n")
-    return config
-
-
 def _env(tmp: Path, config: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), "ONE_HOOKS_CONFIG": str(config),
             "XDG_CACHE_HOME": str(tmp / "cache")}
@@ -196,7 +188,7 @@ def _outage(sim) -> Tuple[int, int]:
 
 def test_first_run_takes_the_full_path_and_leaves_the_snapshot(tmp_path: Path, sim) -> None:
     _outage(sim)
-    env = _env(tmp_path, _config(tmp_path, sim))
+    env = _env(tmp_path, _hook_config(tmp_path, sim))
     payload = base64.b64encode(SEEDS_XML["vm-unknown-prev-running"])
     first = subprocess.run([sys.executable, "-c", PROBE, "vm-unknown"], input=payload,
                            capture_output=True, timeout=60, env=env, cwd=REPO, text=False)
@@ -223,7 +215,7 @@ def test_first_run_takes_the_full_path_and_leaves_the_snapshot(tmp_path: Path, s
 
 def test_a_watched_host_costs_no_oned_call(tmp_path: Path, sim) -> None:
     _outage(sim)
-    config = _config(tmp_path, sim)
+    config = _hook_config(tmp_path, sim)
     env = _env(tmp_path, config)
     payload = base64.b64encode(SEEDS_XML["vm-unknown-prev-running"])
     assert _shim("vm-unknown", payload, env).returncode == 0  # leaves the snapshot
@@ -249,7 +241,7 @@ def test_a_watched_host_costs_no_oned_call(tmp_path: Path, sim) -> None:
 
 def test_an_edited_config_is_read_again(tmp_path: Path, sim) -> None:
     _outage(sim)
-    config = _config(tmp_path, sim)
+    config = _hook_config(tmp_path, sim)
     env = _env(tmp_path, config)
     payload = base64.b64encode(SEEDS_XML["vm-unknown-prev-running"])
     _shim("vm-unknown", payload, env)
@@ -262,7 +254,7 @@ def test_an_edited_config_is_read_again(tmp_path: Path, sim) -> None:
 
 def test_bad_payloads_still_get_the_full_hooks_one_line(tmp_path: Path, sim) -> None:
     _outage(sim)
-    env = _env(tmp_path, _config(tmp_path, sim))
+    env = _env(tmp_path, _hook_config(tmp_path, sim))
     _shim("vm-unknown", base64.b64encode(SEEDS_XML["vm-unknown-prev-running"]), env)
     calls = dict(sim.calls)
     bad = [b"", b"\xff\xfe not base64", base64.b64encode(b"<VM><ID>x</ID></VM>"),
