@@ -53,6 +53,11 @@ HOST_STATE_NAMES = {
     5: "MONITORING_ERROR", 6: "MONITORING_INIT", 7: "MONITORING_DISABLED", 8: "OFFLINE",
 }
 
+#: The first look's one call waits at most this long (or ``[oned] timeout`` if
+#: shorter): when oned is hung or swamped, the full hook asks again with the
+#: configured timeout and retries, and a VM hook should not wait twice as long.
+CALL_TIMEOUT = 5.0
+
 #: Deeper documents are left to the full parser (libxml2 refuses depth > 256;
 #: a VM document is about 5 deep).
 MAX_DEPTH = 32
@@ -209,7 +214,7 @@ def _host_info(settings: settings_cache.Settings, host_id: int) -> "Tuple[str, i
         raise Unsure("endpoint needs the full adapter")
     call = wire.encode_call("one.host.info", [read_auth(settings.auth_file), int(host_id), False])
     try:
-        answer = wire.decode_response(wire.post(*target, call, settings.timeout))
+        answer = wire.decode_response(wire.post(*target, call, min(settings.timeout, CALL_TIMEOUT)))
     except (OSError, wire.WireError):
         raise Unsure("oned call failed") from None
     if not (isinstance(answer, list) and len(answer) >= 2 and answer[0] is True

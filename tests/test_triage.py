@@ -327,3 +327,24 @@ def _stop_watcher():
     if _WATCHER_PROC is not None:
         _WATCHER_PROC.kill()
         _WATCHER_PROC.wait()
+
+
+def test_a_hung_oned_costs_the_first_look_at_most_its_call_timeout(tmp_path: Path, monkeypatch) -> None:
+    """The full hook asks again with [oned] timeout and retries: the first look must not wait as long."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts (in the kernel), never answers
+    auth = tmp_path / "auth"
+    auth.write_text("oneadmin:secret\n")
+    look = settings_cache.Settings(f"http://127.0.0.1:{silent.getsockname()[1]}/RPC2", str(auth),
+                                   30.0, str(tmp_path / "state"), 10.0, "-", "info")
+    monkeypatch.setattr(triage, "CALL_TIMEOUT", 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unsure):
+            triage._host_info(look, 0)
+    finally:
+        silent.close()
+    assert time.monotonic() - started < 5.0  # not [oned] timeout's 30 s
