@@ -22,7 +22,8 @@ WRAPPER = os.path.join(REPO, "remotes", "vmm", "kvm", "one-hooks-qemu")
 #: The shape of a libvirt 9.0 KVM launch (as OpenNebula's deployment makes it).
 LIBVIRT_ARGV = (
     "-name", "guest=one-42,debug-threads=on", "-S",
-    "-object", '{"qom-type":"secret","id":"masterKey0","format":"raw","file":"/var/lib/libvirt/qemu/domain-1-one-42/master-key.aes"}',
+    "-object", '{"qom-type":"secret","id":"masterKey0","format":"raw",'
+               '"file":"/var/lib/libvirt/qemu/domain-1-one-42/master-key.aes"}',
     "-machine", "pc-i440fx-7.2,usb=off,dump-guest-core=off,memory-backend=pc.ram",
     "-accel", "kvm", "-cpu", "qemu64,+kvm_pv_eoi", "-m", "1024",
     "-object", '{"qom-type":"memory-backend-ram","id":"pc.ram","size":1073741824}',

@@ -101,7 +101,7 @@ def test_domain_starts_with_exactly_one_host_cpu(libvirt, remotes: str) -> None:
                 "execute": "qom-get",
                 "arguments": {"path": "/machine/unattached/device[0]", "property": "model-id"}})).stdout
             with open("/proc/cpuinfo") as info:
-                host_model = next(l.split(":", 1)[1].strip() for l in info if l.startswith("model name"))
+                host_model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
             assert json.loads(answer)["return"].strip() == host_model
             print(f"\nlibvirt started {argv[0]} with -cpu {cpus[0]}; vCPU model-id {host_model!r}")
         finally:

@@ -109,7 +109,8 @@ def test_no_sessions_and_nothing_expected_is_healthy_with_a_note(local_node, tmp
 
 
 def test_gate_off_says_so_and_asks_nothing(local_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    verdict = make_gate(local_node, "* session-P3 session-P3-free\n", tmp_path, FakeClock(), check=False).check_once("n")
+    gate = make_gate(local_node, "* session-P3 session-P3-free\n", tmp_path, FakeClock(), check=False)
+    verdict = gate.check_once("n")
     assert verdict.healthy and verdict.notes == ("iSCSI gate is off ([iscsi] check = no)",)
     assert local_node.calls() == []
 
@@ -133,7 +134,8 @@ def test_unparsable_output_is_unknown_never_healthy(local_node, tmp_path: Path) 
     (tmp_path / "garbage.out").write_text("<html><body>502 Bad Gateway</body></html>\n")
     verdict = make_gate(local_node, f"* session-P3 {tmp_path / 'garbage'}\n", tmp_path, FakeClock()).check_once("n")
     assert verdict.status is Status.UNKNOWN
-    assert verdict.problems[0].startswith("cannot tell: iscsiadm -m session -P: line 1") and "502" in verdict.problems[0]
+    problem = verdict.problems[0]
+    assert problem.startswith("cannot tell: iscsiadm -m session -P: line 1") and "502" in problem
 
 
 def test_iscsiadm_error_exit_is_unknown(local_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

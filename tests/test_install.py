@@ -583,7 +583,8 @@ def test_cpu_host_wrapper_and_its_revert(site: Site) -> None:
     assert site.run("--check").code == 0
     conf.write_bytes(original)  # someone reverted the switch by hand: --check says so
     broken = site.run("--check")
-    assert broken.code == 1 and "problem: CPU switch: /etc/one/vmm_exec/vmm_exec_kvm.conf EMULATOR is None" in broken.out
+    assert broken.code == 1
+    assert "problem: CPU switch: /etc/one/vmm_exec/vmm_exec_kvm.conf EMULATOR is None" in broken.out
     assert site.run("--cpu-host=wrapper").code == 0
     assert site.run("--uninstall").code == 0
     assert conf.read_bytes() == original
