@@ -33,11 +33,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
-from . import audit, settings_cache
+from . import audit, claims, settings_cache, triage
 from .audit import Reporter
 from .config import Config
 from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
-from .model import HistoryAction, Host, HostState, LcmState, Resource, Vm, VmState
+from .model import HistoryAction, Host, LcmState, Resource, Vm, VmState
 from .payload import read_payload
 from .xmlparse import decode_payload, expect_resource
 
@@ -138,25 +138,24 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     if vm.host_id is None:
         out.line(f"{event}: VM {vm.id}: never deployed, nothing to do")
         return EXIT_OK
-    if not (event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN):
-        # At power-back, host-reconnect watches the host: one process for the host's
-        # VMs instead of one recovery per VM event. A failed deploy's retry is ours.
-        from .ledger import Ledger
-
-        watch = Ledger(config.recovery.state_dir, wall=wall).watcher_of(vm.host_id)
-        if watch is not None and watch.until > wall() + config.recovery.settle_interval:
-            out.line(f"{event}: VM {vm.id}: host-reconnect (pid {watch.pid}) watches host "
-                     f"{vm.hostname or vm.host_id} for {watch.until - wall():.0f} s more: left to it")
-            return EXIT_OK
+    # At power-back, host-reconnect watches the host: one process for the host's VMs
+    # instead of one recovery per VM event. The verdicts are the first look's own.
+    facts = _facts(vm)
+    now = wall()
+    line = triage.left_to_watcher(event, facts, now, config.recovery.settle_interval,
+                                  claims.live_claim(config.recovery.state_dir, vm.host_id, now))
+    if line is not None:
+        out.line(line)
+        return EXIT_OK
     # Most VM events of an outage end here (host still in ERROR): decide that with
     # one call, before building the engine, the gate and their imports.
     if oned is None:
         from .oned import Oned
         oned = Oned.from_config(config.oned)
     host = oned.host_info(vm.host_id)
-    if host.state != HostState.MONITORED:
-        out.line(f"{event}: VM {vm.id}: host {host.name} is {host.state.name}: "
-                 "left to host-reconnect")
+    line = triage.left_to_host_hook(event, facts, host.name, int(host.state))
+    if line is not None:
+        out.line(line)
         return EXIT_OK
     from .recovery import build_engine
     with build_engine(config, out, oned=oned, gate=gate, who=event, clock=clock, sleep=sleep,
@@ -276,6 +275,12 @@ def _wait_for_retry(vm: Vm, engine: Engine, out: Reporter,
                  f"{timing.attempts}); next attempt in {delay:.0f} s")
         sleep(delay)
     return True
+
+
+def _facts(vm: Vm) -> "triage.VmFacts":
+    """What the first look's verdicts read of a VM."""
+    return triage.VmFacts(vm.id, vm.name, int(vm.state), int(vm.lcm_state), int(vm.prev_lcm_state),
+                          vm.host_id, vm.hostname, int(vm.history.action) if vm.history else 0)
 
 
 def _prev_name(vm: Vm) -> str:

@@ -17,10 +17,11 @@ reaches them with the stdlib's C parser (:mod:`one_hooks.xmltree`), the settings
 
 It only ever says "left to ...", never acts on a VM. Whenever it is not
 sure (no valid snapshot, a payload the full parser might read differently,
-a BOOT_UNKNOWN retry, a MONITORED host, an oned error, a log it cannot
-write) it hands the payload it read to the full hook, which decides
-everything from scratch: the first look can make a hook cheaper, never
-different.
+a MONITORED host, an oned error, a log it cannot write) it hands the
+payload it read to the full hook, which decides everything from scratch:
+the first look can make a hook cheaper, never reach another verdict. The
+full hook words these verdicts with the same functions (:func:`left_to_watcher`,
+:func:`left_to_host_hook`), after one line of context the first look leaves out.
 
 Run as ``python -m one_hooks.triage EVENT [TEMPLATE]`` (the installed
 ``vm-unknown`` and ``vm-poweroff`` shims do).
@@ -61,6 +62,9 @@ CALL_TIMEOUT = 5.0
 #: Deeper documents are left to the full parser (libxml2 refuses depth > 256;
 #: a VM document is about 5 deep).
 MAX_DEPTH = 32
+#: Longer element or attribute names too (libxml2 refuses names over 50,000
+#: characters; OpenNebula's are short, a user's template attribute may not be).
+MAX_NAME = 1000
 
 
 class Unsure(Exception):
@@ -78,7 +82,7 @@ def _tree(xml: bytes) -> xmltree.Element:
     ``{uri}`` tag, as in lxml, and so is no VM or HOST).
     """
     try:
-        return xmltree.parse(xml, MAX_DEPTH, refuse_pis=True)
+        return xmltree.parse(xml, MAX_DEPTH, refuse_pis=True, max_name=MAX_NAME)
     except xmltree.Refused:
         raise Unsure("not a document the first look reads") from None
 
@@ -174,7 +178,7 @@ def left_to_watcher(event: str, vm: VmFacts, now: float, settle_interval: float,
     deployed and a failed deploy's retry (``PREV_LCM_STATE=BOOT_UNKNOWN``)
     are not the watcher's; a claim ending within one look is not trusted.
     """
-    if not may_be_left(event, vm) or claim is None:
+    if not may_be_left(event, vm) or vm.prev_lcm_state == LCM_BOOT_UNKNOWN or claim is None:
         return None
     pid, until = claim
     if until <= now + settle_interval:
@@ -192,12 +196,18 @@ def left_to_host_hook(event: str, vm: VmFacts, host_name: str, host_state: int) 
 
 
 def may_be_left(event: str, vm: VmFacts) -> bool:
-    """Whether this event may end in "left to host-reconnect" at all (else: full hook)."""
+    """Whether the VM is one host-reconnect may take over at all.
+
+    Not a VM never deployed, nor a ``vm-poweroff`` the monitor did not cause
+    (the full hook says "nothing to do" for those). A failed deploy's retry
+    (``PREV_LCM_STATE=BOOT_UNKNOWN``) may be: it is not left to a watcher,
+    but it waits for host-reconnect while its host is down.
+    """
     if vm.host_id is None:
         return False
     if event == "vm-poweroff":
         return vm.state == VM_STATE_POWEROFF and vm.action == HISTORY_ACTION_MONITOR
-    return vm.prev_lcm_state != LCM_BOOT_UNKNOWN
+    return True
 
 
 # --- act ----------------------------------------------------------------------

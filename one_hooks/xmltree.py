@@ -67,8 +67,13 @@ class Element:
         return found[0] if found else None
 
 
-def parse(data: bytes, max_depth: int, refuse_pis: bool = False) -> Element:
-    """The root element of ``data``; :class:`Refused` with the reason otherwise."""
+def parse(data: bytes, max_depth: int, refuse_pis: bool = False, max_name: int = 0) -> Element:
+    """The root element of ``data``; :class:`Refused` with the reason otherwise.
+
+    ``max_name`` (0: no limit) refuses longer element and attribute names:
+    libxml2 refuses names over 50,000 characters unless told otherwise, so a
+    reader that must agree with lxml sets a limit below that.
+    """
     parser = pyexpat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True  # one callback per text run, not one per line or entity
     parser.buffer_size = 1 << 16
@@ -77,9 +82,12 @@ def parse(data: bytes, max_depth: int, refuse_pis: bool = False) -> Element:
     document = Element("")
     stack = [document]
 
-    def start(name: str, attributes: object) -> None:
+    def start(name: str, attributes: "List[str]") -> None:
         if len(stack) > max_depth:
             raise Refused(f"nests deeper than {max_depth} elements")
+        if max_name and (len(name) > max_name or any(
+                len(a) > max_name for a in attributes[::2])):  # [name, value, ...]
+            raise Refused(f"has a name longer than {max_name} characters")
         node = Element("{" + name if "}" in name else name)
         stack[-1].content.append(node)
         stack.append(node)

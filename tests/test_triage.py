@@ -348,3 +348,14 @@ def test_a_hung_oned_costs_the_first_look_at_most_its_call_timeout(tmp_path: Pat
     finally:
         silent.close()
     assert time.monotonic() - started < 5.0  # not [oned] timeout's 30 s
+
+
+@pytest.mark.parametrize("where", ["tag", "attribute"])
+def test_names_lxml_would_refuse_are_left_to_the_full_parser(where: str) -> None:
+    """libxml2 refuses names over 50,000 characters: the first look must not read such a payload."""
+    name = "A" * 60000
+    inner = f"<{name}>x</{name}>" if where == "tag" else f'<X {name}="1">x</X>'
+    xml = SEEDS_XML["vm-unknown-prev-running"].replace(
+        b"</VM>", f"<USER_TEMPLATE>{inner}</USER_TEMPLATE></VM>".encode(), 1)
+    ours, full = _both(xml)
+    assert full is None and ours is None
