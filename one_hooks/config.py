@@ -168,10 +168,6 @@ class Config:
     #: :func:`~one_hooks.configpath.file_stamp` of the file, taken before it was read
     stamp: Tuple[int, ...] = ()
 
-    def node_argv(self, host: str, command: List[str]) -> List[str]:
-        """The argv that runs ``command`` on ``host`` through ``[node] command``."""
-        return node_prefix(self.node.command, host) + list(command)
-
     def iscsiadm_argv(self) -> List[str]:
         """``[iscsi] iscsiadm`` as an argv list."""
         return shlex.split(self.iscsi.iscsiadm)
@@ -286,7 +282,7 @@ def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
     env = os.environ if environ is None else environ
     file_path, must_exist = resolve_path(path, env)
     stamp = file_stamp(file_path)
-    if not os.path.exists(file_path):
+    if not stamp:  # no such file
         if must_exist:
             raise ConfigError("no such file", file_path)
         source: Any = []
@@ -325,7 +321,7 @@ def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
                 raw[f.name] = tuple(str(v).strip() for v in raw[f.name] if str(v).strip())
         values[name] = cls(**raw)
     values["oned"] = _resolve_oned(values["oned"], env)
-    config = Config(path=file_path if os.path.exists(file_path) else "", stamp=stamp, **values)
+    config = Config(path=file_path if stamp else "", stamp=stamp, **values)
     _check_node_command(config, file_path)
     return config
 

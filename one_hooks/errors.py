@@ -153,18 +153,6 @@ class CommandFailed(NodeError):
         super().__init__(message, host)
 
 
-# --- recovery -----------------------------------------------------------------
-
-
-class GateFailed(OneHooksError):
-    """The iSCSI gate did not pass on a host: no VM there may be resumed."""
-
-    def __init__(self, host: str, problems: Sequence[str]) -> None:
-        self.host = host
-        self.problems = tuple(problems)
-        super().__init__(f"iSCSI gate failed on {host}: " + "; ".join(self.problems))
-
-
 class LockBusy(OneHooksError):
     """Another process holds the lock for the same host and did not let go in time."""
 
