@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
         hosts = _hosts(engine.oned, args.host, out)
         mode = "dry run: nothing will be changed" if args.dry_run else "resuming"
         out.line(f"recover: {len(hosts)} host(s): {', '.join(h.name for h in hosts) or '-'} ({mode})")
-        report = engine.recover_hosts([h.id for h in hosts])
+        report = engine.recover_hosts([h.id for h in hosts], known_hosts={h.id: h for h in hosts})
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

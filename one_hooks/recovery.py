@@ -6,21 +6,29 @@ The engine receives its doors as parameters: ``oned`` (anything with
 ``wait_healthy(host_name)``, like :class:`one_hooks.gate.Gate`; ``None`` when
 ``[iscsi] check = no``), a :class:`~one_hooks.ledger.Ledger`, a
 :class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
-from :mod:`one_hooks.policy`; this module only sequences them.
+from :mod:`one_hooks.policy`; this module sequences them.
 
 Order of a host's recovery:
 
-1. re-read the host; not MONITORED -> nothing is resumed there;
-2. plan (one decision per VM, reasons logged);
+1. read the host (unless the caller just did); not MONITORED -> nothing is
+   resumed there;
+2. plan (one decision per VM, reasons logged) from a pool read limited to the
+   ID range of the host's VMs;
 3. iSCSI gate once per host and run; not HEALTHY -> no resume, exit 1;
-4. per priority tier, under the host lock: re-read each VM, decide again
-   (oned is the source of truth), resume with retries on transient errors,
-   count the attempt in the ledger; the lock is released before waiting;
+4. per priority tier, under the host lock: re-read the tier's VMs (one VM
+   info, or one pool read for several), decide again (oned is the source of
+   truth), resume, count the attempt in the ledger; transient errors are
+   retried after re-reading the VM; the lock is released before waiting;
 5. wait for the tier to be RUNNING (or ``tier_timeout``), then the next tier;
-6. optionally (host-reconnect) keep watching for ``settle_seconds``.
+6. the settle window (``settle_seconds``): host-reconnect runs it in a
+   detached watcher process (:meth:`Engine.watch_host`), or inline when asked.
 
-Each resume is one call; a deploy that fails sends the VM back to UNKNOWN and
-fires the UNKNOWN hook again, whose bounded retries live in ``hooks``.
+Hosts recovered in one run share the ``max_parallel`` workers and one pool
+snapshot. A resume is sent once (a lost answer is checked by re-reading, not
+by re-sending); a deploy that fails sends the VM back to UNKNOWN and fires the
+UNKNOWN hook again, whose bounded retries live in ``hooks``. Besides
+sequencing, the engine reads the outcome of a resume from the VM's state
+(RUNNING, back in an outage state, FAILED).
 """
 from __future__ import annotations
 
@@ -132,16 +140,21 @@ class Engine:
 
     # --- entry points -------------------------------------------------------
 
-    def recover_hosts(self, host_ids: Sequence[int]) -> Report:
-        """Recover several hosts at once; resumes share the ``max_parallel`` workers."""
+    def recover_hosts(self, host_ids: Sequence[int],
+                      known_hosts: Optional[Dict[int, Host]] = None) -> Report:
+        """Recover several hosts at once; resumes share the ``max_parallel`` workers.
+
+        ``known_hosts`` are host records the caller has just read (saves a call each).
+        """
+        known = known_hosts or {}
         if len(host_ids) <= 1:
             for host_id in host_ids:
-                self.recover_host(host_id)
+                self.recover_host(host_id, known_host=known.get(host_id))
             return self.report
         self._many_hosts = True  # one pool snapshot serves every host: no ID range
         with concurrent.futures.ThreadPoolExecutor(
                 max_workers=min(len(host_ids), 32), thread_name_prefix="host") as hosts:
-            futures = {h: hosts.submit(self.recover_host, h) for h in host_ids}
+            futures = {h: hosts.submit(self.recover_host, h, known_host=known.get(h)) for h in host_ids}
             for host_id, future in futures.items():
                 try:
                     future.result()
@@ -163,12 +176,12 @@ class Engine:
         ``known_host`` is a host record the caller has just read (saves a call).
         """
         started = self.clock()
-        host = known_host if known_host is not None else self.call(self.oned.host_info, host_id)
+        host = known_host if known_host is not None else self.oned.host_info(host_id)
         wanted = sorted(set(only)) if only is not None else None
         if not self._many_hosts:
             self._range = id_range(host)
         if wanted is not None:
-            vms = [self.call(self.oned.vm_info, vm_id) for vm_id in wanted]
+            vms = [self.oned.vm_info(vm_id) for vm_id in wanted]
         else:
             # Any pool read of this run will do for the plan: each VM is read
             # again under the host lock right before it is acted on.
@@ -440,6 +453,10 @@ class Engine:
             try:
                 fresh_host = self.oned.host_info(host_id)
                 span = id_range(fresh_host)
+                if not self._many_hosts:
+                    # The watcher's own pool reads (re-reads before acting, waits for
+                    # RUNNING) then cover this host's VMs, not the whole cloud.
+                    self._range = span
                 vms = list(self.oned.vm_pool(host_id=host_id, id_range=span)) if span else []
             except OnedError as exc:
                 self.out.warning(f"host {host_id}: settle look failed: {exc}")
@@ -458,10 +475,6 @@ class Engine:
                 self._pass(fresh_host, plan(fresh_host, new, self.settings), False, log_skips=False)
 
     # --- helpers --------------------------------------------------------------
-
-    def call(self, method: Callable[..., Any], *args: Any) -> Any:
-        """A read call. The oned adapter retries reads itself; writes are retried here."""
-        return method(*args)
 
     def _result(self, d: Decision, host: Host, outcome: Outcome, reason: str,
                 after: str = "", attempts: int = 0, seconds: float = 0.0) -> None:
