@@ -46,6 +46,10 @@ def test_judge_security() -> None:
     assert verify.judge_security("N", "", "", "", "", W, QEMU) == [
         (verify.OK, "no AppArmor or SELinux confinement here (DAC only)")]
     assert verify.judge_security("N", "", "", "", None, W, QEMU)[0][0] == verify.WARNING
+    # native mode (no wrapper): confinement is no problem of ours, denials still are
+    native = verify.judge_security("Y\n", "", "Enforcing\n", "", "", "", "")
+    assert [level for level, _ in native] == [verify.OK] and "native mode" in native[0][1]
+    assert any(level == verify.PROBLEM for level, _ in verify.judge_security("Y", "", "", "", log, "", ""))
 
 
 # --- against the real node (this machine) ---------------------------------------------

@@ -103,9 +103,18 @@ def judge_vm(domain: str, cmdline: Sequence[str]) -> Tuple[str, str]:
 
 def judge_security(apparmor: str, apparmor_rules: str, selinux: str, label: str, kernel_log: Optional[str],
                    wrapper: str, real: str) -> List[Tuple[str, str]]:
-    """Check 5 from AppArmor/SELinux state, the wrapper's rule or label, and the kernel log."""
+    """Check 5 from AppArmor/SELinux state, the wrapper's rule or label, and the kernel log.
+
+    ``wrapper`` is '' in native mode: there is no wrapper to allow or label,
+    only denials of the emulator itself to look for.
+    """
     out: List[Tuple[str, str]] = []
-    if apparmor.strip() == "Y":
+    confined = [name for name, on in (("AppArmor", apparmor.strip() == "Y"),
+                                      ("SELinux", selinux.strip() == "Enforcing")) if on]
+    if confined and not wrapper:
+        out.append((OK, f"{' and '.join(confined)} on: native mode runs the stock emulator, "
+                        "no wrapper to allow"))
+    if apparmor.strip() == "Y" and wrapper:
         if wrapper in apparmor_rules:
             out.append((OK, "AppArmor: the wrapper is allowed in abstractions/libvirt-qemu"))
         else:
@@ -113,7 +122,7 @@ def judge_security(apparmor: str, apparmor_rules: str, selinux: str, label: str,
                         f"{APPARMOR_FILES[0]} the lines '{wrapper} rix,', '{wrapper}.settings r,'"
                         f"{', ' + repr(real + ' rix,') if real else ''} and '/{{usr/,}}bin/dash rix,', "
                         "then 'systemctl reload apparmor'"))
-    if selinux.strip() == "Enforcing":
+    if selinux.strip() == "Enforcing" and wrapper:
         if "qemu_exec_t" in label:
             out.append((OK, "SELinux: the wrapper is labelled qemu_exec_t"))
         else:
@@ -178,16 +187,16 @@ def verify_host(node: Node, host: str, node_remotes: str = wrapper_mod.NODE_REMO
             add(*judge_vm(domain, cmdline.split("\0")))
         _, apparmor, _ = run(["cat", "/sys/module/apparmor/parameters/enabled"])
         rules = ""
-        if apparmor.strip() == "Y":
+        if apparmor.strip() == "Y" and mode == "wrapper":
             _, rules, _ = run(["cat", *APPARMOR_FILES])
         code, selinux, _ = run(["getenforce"])
         selinux = selinux if code == 0 else ""
         label = ""
-        if selinux.strip() == "Enforcing":
+        if selinux.strip() == "Enforcing" and mode == "wrapper":
             _, label, _ = run(["ls", "-Z", wrapper])
         code, log, _ = run(["dmesg"])
         for level, text in judge_security(apparmor, rules, selinux, label, log if code == 0 else None,
-                                          wrapper, real):
+                                          wrapper if mode == "wrapper" else "", real):
             add(level, text)
     except NodeError as exc:
         add(PROBLEM, f"cannot check: {exc}")
