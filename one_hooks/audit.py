@@ -7,6 +7,7 @@ Credentials never reach this module: callers pass IDs, names and reasons.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Optional, TextIO
 
@@ -33,6 +34,12 @@ def setup(section: LogSection, program: str) -> logging.Logger:
         handler = logging.StreamHandler(sys.stderr)
     else:
         try:
+            if os.getuid() == 0:
+                # Root (the installer, a manual recover) must not leave a root-owned
+                # log behind that the hooks, run as oneadmin, then cannot append to.
+                from . import fsio
+
+                fsio.create_like_directory(section.file)
             handler = logging.FileHandler(section.file, encoding="utf-8", delay=False)
         except OSError as exc:
             problem = f"cannot open log file {section.file}: {exc.strerror}; logging to stderr"

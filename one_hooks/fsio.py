@@ -126,6 +126,26 @@ def make_dirs(path: str, mode: int = 0o755, uid: Optional[int] = None, gid: Opti
         os.chown(path, uid, gid if gid is not None else -1)
 
 
+def create_like_directory(path: str, mode: int = 0o640) -> bool:
+    """Create an empty ``path`` owned like its directory; False if it exists already.
+
+    For a file root creates once that others keep writing, e.g. the log in
+    ``/var/log/one`` (owned by oneadmin): created by root's first
+    ``one-hooks-install``, it must stay writable for the hooks run as oneadmin.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    try:
+        parent = os.stat(os.path.dirname(os.path.abspath(path)))
+        if os.getuid() == 0:
+            os.fchown(fd, parent.st_uid, parent.st_gid)
+    finally:
+        os.close(fd)
+    return True
+
+
 def remove_tree(path: str) -> None:
     """Remove a directory tree if it exists."""
     import shutil

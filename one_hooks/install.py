@@ -496,23 +496,31 @@ def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
 
 def finish(ctx: Context, changed: Sequence[str], conf_changed: bool) -> int:
     """Step 6: tell the operator what is left, or do it with ``--sync``."""
-    todo: List[Tuple[str, List[str]]] = []
+    todo: List[Tuple[str, List[str], str]] = []  # why, argv, who must run it
     if changed:
-        todo.append(("copy the remotes to every node", ["onehost", "sync", "--force"]))
+        todo.append(("copy the remotes to every node", ["onehost", "sync", "--force"], ONEADMIN))
     if conf_changed:
-        todo.append(("restart oned so it re-reads vmm_exec_kvm.conf", ["systemctl", "restart", "opennebula"]))
+        todo.append(("restart oned so it re-reads vmm_exec_kvm.conf",
+                     ["systemctl", "restart", "opennebula"], "root"))
     verb = "would change" if ctx.steps.dry_run else "changed"
     ctx.reporter.line(f"done: {ctx.steps.changed} step(s) {verb}" if ctx.steps.changed
                       else "done: nothing to change, the installation is complete")
-    for why, argv in todo:
+    for why, argv, who in todo:
         if ctx.args.sync and not ctx.steps.dry_run:
-            ctx.steps.do(f"{why}: {' '.join(argv)}", functools.partial(_run_command, ctx, argv))
+            ctx.steps.do(f"{why}: {' '.join(argv)}", functools.partial(_run_command, ctx, _as(who, argv)))
         else:
-            ctx.reporter.line(f"left to do: {why}: run '{' '.join(argv)}' as oneadmin"
+            ctx.reporter.line(f"left to do: {why}: run '{' '.join(argv)}' as {who}"
                               + ("" if ctx.steps.dry_run else " (or re-run with --sync)"))
     for line in ctx.extra_lines:
         ctx.reporter.line(line)
     return 0
+
+
+def _as(who: str, argv: List[str]) -> List[str]:
+    """``argv`` run as ``who``: root switches to oneadmin for onehost, which refuses to run as root."""
+    if who == ONEADMIN and os.getuid() == 0 and oneadmin_ids() is not None:
+        return ["runuser", "-u", ONEADMIN, "--", *argv]
+    return argv
 
 
 def _run_command(ctx: Context, argv: List[str]) -> Any:

@@ -145,3 +145,15 @@ def test_patcher_killed_at_each_step_leaves_old_or_new_and_backup_intact(
     assert conf.read_bytes() == new and backup.read_bytes() == old
     conf_patch.revert(str(conf))
     assert conf.read_bytes() == old
+
+
+def test_create_like_directory_gives_the_file_its_directory_owner(tmp_path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a file away needs root (CI runs as root)")
+    logs = tmp_path / "log"
+    logs.mkdir()
+    os.chown(logs, 12345, 23456)
+    assert fsio.create_like_directory(str(logs / "one-hooks.log"))
+    st = os.stat(logs / "one-hooks.log")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (12345, 23456, 0o640)
+    assert not fsio.create_like_directory(str(logs / "one-hooks.log"))  # exists: left alone

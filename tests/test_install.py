@@ -592,10 +592,14 @@ def test_cpu_host_wrapper_and_its_revert(site: Site) -> None:
 
 
 def test_sync_runs_what_is_left(site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # a stand-in 'onehost' at the process boundary: records its argv like the CLI would receive it
-    bin_dir = tmp_path / "bin"
+    # a stand-in 'onehost' at the process boundary: records its argv like the CLI would receive it.
+    # As root the installer runs it as oneadmin (onehost refuses root): oneadmin must reach both.
+    shared = Path(tempfile.mkdtemp(prefix="one-hooks-sync-"))
+    shared.chmod(0o777)
+    bin_dir = shared / "bin"
     bin_dir.mkdir()
-    record = tmp_path / "onehost.argv"
+    bin_dir.chmod(0o755)
+    record = shared / "onehost.argv"
     (bin_dir / "onehost").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{record}"\n')
     (bin_dir / "onehost").chmod(0o755)
     (bin_dir / "systemctl").write_text(f'#!/bin/sh\nprintf "systemctl %s\\n" "$*" >> "{record}"\n')
@@ -616,3 +620,4 @@ def test_sync_runs_what_is_left(site: Site, tmp_path: Path, monkeypatch: pytest.
     result = site.run("--sync", "--cpu-host")
     assert result.code == 0, result.err
     assert record.read_text() == "systemctl restart opennebula\n"
+    shutil.rmtree(shared, ignore_errors=True)
