@@ -195,8 +195,8 @@ def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts
         _check_sudo(ctx, found, node, host.name)
 
 
-def sudo_list_argv(iscsiadm: Sequence[str], mode: str) -> Optional[List[str]]:
-    """``sudo -n -l <iscsiadm> -m MODE``: asks sudo whether the gate's command is allowed.
+def sudo_list_argv(iscsiadm: Sequence[str], mode: str, *more: str) -> Optional[List[str]]:
+    """``sudo -n -l <iscsiadm> -m MODE [MORE...]``: asks sudo whether the gate's command is allowed.
 
     None when ``[iscsi] iscsiadm`` does not go through sudo.
     """
@@ -211,20 +211,24 @@ def sudo_list_argv(iscsiadm: Sequence[str], mode: str) -> Optional[List[str]]:
             options += [word, rest.pop(0)]
         elif word not in ("-n", "-l"):
             options.append(word)
-    return [words[0], "-n", *options, "-l", *rest, "-m", mode]
+    return [words[0], "-n", *options, "-l", *rest, "-m", mode, *more]
 
 
 def _check_sudo(ctx: Context, found: Findings, node: Any, host: str) -> None:
     if not ctx.config.iscsi.check:
         return
-    for mode in ("session", "node"):
-        argv = sudo_list_argv(ctx.config.iscsiadm_argv(), mode)
+    # Exactly the gate's commands (gate.Gate._look): sudoers rules match arguments too.
+    asked = [("session", "-P", "3")] + ([("node",)] if ctx.config.iscsi.require_node_records else [])
+    for mode, *more in asked:
+        argv = sudo_list_argv(ctx.config.iscsiadm_argv(), mode, *more)
         if argv is None:
             return
         try:
             node.run(host, argv)
         except OneHooksError as exc:
-            found.problem(f"host {host}: sudo does not allow '{' '.join(argv[argv.index('-l') + 1:])}' "
-                          f"without a password: {exc}")
+            command = argv[argv.index("-l") + 1:]
+            base = command[:len(command) - len(more)]
+            found.problem(f"host {host}: sudo does not allow '{' '.join(base)}' without a password "
+                          f"(the gate runs '{' '.join(command)}'): {exc}")
             return
     found.ok(f"host {host}: sudo allows iscsiadm")

@@ -143,6 +143,9 @@ def test_sudo_list_argv() -> None:
     assert install_check.sudo_list_argv(["/usr/bin/sudo", "-u", "root", "/sbin/iscsiadm"], "node") == \
         ["/usr/bin/sudo", "-n", "-u", "root", "-l", "/sbin/iscsiadm", "-m", "node"]
     assert install_check.sudo_list_argv(["iscsiadm"], "node") is None
+    # the gate's own arguments (sudoers rules match them): what --check asks about
+    assert install_check.sudo_list_argv(["sudo", "-n", "iscsiadm"], "session", "-P", "3") == \
+        ["sudo", "-n", "-l", "iscsiadm", "-m", "session", "-P", "3"]
 
 
 def test_shipped_remotes_holds_the_shim_dir() -> None:
