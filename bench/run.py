@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from cloud import Tuning, compile_package  # noqa: E402
+from cloud import compile_package  # noqa: E402
 from scale import run_scale, run_scale_by_hosts  # noqa: E402
 from startup import run_startup  # noqa: E402
 from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm  # noqa: E402
@@ -78,12 +78,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     began = time.monotonic()
     compile_package()
     latency = REAL_LATENCY
-    tuning = Tuning()
 
     say(f"[1/4] recovery storm: {hosts} hosts x {per_host} VMs, real hooks ...")
-    storm = run_storm(hosts, per_host, latency, BOOT_SECONDS, tuning)
+    storm = run_storm(hosts, per_host, latency, BOOT_SECONDS)
     say("      the same storm with only the host-reconnect hook registered ...")
-    host_only = run_storm(hosts, per_host, latency, BOOT_SECONDS, tuning, vm_hooks=False)
+    host_only = run_storm(hosts, per_host, latency, BOOT_SECONDS, vm_hooks=False)
     say(f"      baseline (a): serial pyone processes, sample of {sample_a} VMs ...")
     serial = run_serial_pyone(storm.vms, sample_a, latency, BOOT_SECONDS)
     say("      baseline (b): autostart-style, per host serial ...")

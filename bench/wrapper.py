@@ -68,6 +68,9 @@ def run_wrapper(runs: int) -> WrapperResult:
         for _ in range(runs):
             direct.append(spawn_wait([standin, *LIBVIRT_ARGV], env))
             wrapped.append(spawn_wait([WRAPPER, *LIBVIRT_ARGV], env))
+        failed = sorted({r.code for r in direct + wrapped} - {0})
+        if failed:  # a failing launch is fast: timing it would flatter the wrapper
+            raise RuntimeError(f"wrapper benchmark: launches exited {failed}")
         return WrapperResult(
             runs=runs,
             direct_wall_s=median([r.wall_s for r in direct]),
