@@ -27,8 +27,9 @@ SETTINGS_NAME = "one-hooks-qemu.settings"
 REL_DIR = os.path.join("vmm", "kvm")
 #: Where oned puts the remotes on nodes (oned.conf SCRIPTS_REMOTE_DIR default).
 NODE_REMOTES = "/var/tmp/one"
-#: The fallback order OpenNebula itself uses for qemu-kvm-one (DESIGN.md section 5).
-DEFAULT_CANDIDATES = ("/usr/libexec/qemu-kvm", "/usr/bin/qemu-kvm", "/usr/bin/qemu-system-x86_64")
+#: The fallback order OpenNebula itself uses for qemu-kvm-one (DESIGN.md section 5),
+#: the last one for this machine's architecture (as the wrapper's own `uname -m`).
+DEFAULT_CANDIDATES = ("/usr/libexec/qemu-kvm", "/usr/bin/qemu-kvm", f"/usr/bin/qemu-system-{os.uname().machine}")
 #: What an unset EMULATOR means to OpenNebula 6.8+ (a symlink packages regenerate).
 ONE_DEFAULT_EMULATOR = "/usr/bin/qemu-kvm-one"
 
