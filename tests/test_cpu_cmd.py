@@ -181,3 +181,13 @@ def test_check_migration_cli(sim, api_cfg, capsys) -> None:
     assert main(api_cfg, "check-migration") == 1
     out = capsys.readouterr().out
     assert "UNSAFE" in out and "newest model common to all hosts: EPYC-Rome" in out
+
+
+def test_verify_checks_the_mode_the_driver_file_is_in(tmp_path: Path) -> None:
+    from one_hooks.cpu import cmd, conf_patch
+
+    conf = tmp_path / "vmm_exec_kvm.conf"
+    shutil.copy(DATA / "6.8.3.conf", conf)
+    assert cmd._mode_in_file(str(conf)) == "native"  # no wrapper: what a native switch (or none) leaves
+    conf.write_text(conf_patch.set_emulator(conf.read_text(), wrapper_mod.node_emulator(wrapper_mod.NODE_REMOTES)))
+    assert cmd._mode_in_file(str(conf)) == "wrapper"

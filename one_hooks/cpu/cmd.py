@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     check = sub.add_parser("verify", help="check nodes: wrapper, libvirt probe, running VMs, AppArmor/SELinux")
     check.add_argument("hosts", nargs="*", metavar="HOST", help="host NAMEs (default: every host in oned)")
-    check.add_argument("--mode", choices=("native", "wrapper"), default="wrapper")
+    check.add_argument("--mode", choices=("native", "wrapper"), default=None,
+                       help="what to check for (default: what [cpu] conf's EMULATOR says)")
     check.add_argument("--node-remotes", default=wrapper_mod.NODE_REMOTES, metavar="DIR")
 
     mig = sub.add_parser("check-migration", help="clusters where host CPUs differ (live migration unsafe)")
@@ -199,6 +200,12 @@ def status(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def _mode_in_file(conf: str) -> str:
+    """'wrapper' when the driver defaults file points EMULATOR at the wrapper, else 'native'."""
+    emulator = conf_patch.state_of(conf_patch.read_text(conf), conf).emulator or ""
+    return "wrapper" if emulator.endswith("/" + wrapper_mod.WRAPPER_NAME) else "native"
+
+
 def _exists(path: str) -> bool:
     return os.path.exists(path)
 
@@ -211,10 +218,11 @@ def verify(args: argparse.Namespace, config: Config, make_oned: Callable[[], obj
         hosts = [h.name for h in make_oned().host_pool()]  # type: ignore[attr-defined]
     if not hosts:
         raise UsageError("no hosts to verify")
+    mode = args.mode or _mode_in_file(config.cpu.conf)
     node = Node.from_config(config)
     problems = 0
     for host in hosts:
-        for finding in verify_mod.verify_host(node, host, args.node_remotes, args.mode):
+        for finding in verify_mod.verify_host(node, host, args.node_remotes, mode):
             print(finding.line())
             problems += finding.level == verify_mod.PROBLEM
     return EXIT_FAILED if problems else EXIT_OK
