@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import __version__, fsio
 from . import config as config_mod
 from . import configpath
+from .cpu import wrapper as wrapper_mod
 from . import hook_templates as ht
 from .audit import Reporter
 from .cli import run_guarded
@@ -43,9 +44,9 @@ from .config import Config
 from .errors import ConfigError, InstallError, OneHooksError, UsageError
 
 PROGRAM = "one-hooks-install"
-DEFAULT_REMOTES = "/var/lib/one/remotes"
+DEFAULT_REMOTES = wrapper_mod.FRONTEND_REMOTES
 #: Where oned copies the remotes on each node (oned.conf SCRIPTS_REMOTE_DIR).
-DEFAULT_NODE_REMOTES = "/var/tmp/one"
+DEFAULT_NODE_REMOTES = wrapper_mod.NODE_REMOTES
 MANIFEST_NAME = "install-manifest.json"
 PLACEHOLDER = "@PYTHON@"
 ONEADMIN = "oneadmin"
@@ -154,15 +155,9 @@ def wanted_files(layout: Layout, source: str, python: str,
                 data = render_shim(data, python)
             mode = 0o755 if os.access(src, os.X_OK) or rel.startswith("hooks" + os.sep) else 0o644
             specs.append(FileSpec(os.path.join(layout.remotes, rel), data, mode))
-    if config is not None and any(os.path.basename(sp.path) == _wrapper().WRAPPER_NAME for sp in specs):
-        specs.append(FileSpec(_wrapper().settings_path(layout.remotes), wrapper_settings(layout, config), 0o644))
+    if config is not None and any(os.path.basename(sp.path) == wrapper_mod.WRAPPER_NAME for sp in specs):
+        specs.append(FileSpec(wrapper_mod.settings_path(layout.remotes), wrapper_settings(layout, config), 0o644))
     return specs
-
-
-def _wrapper() -> Any:
-    from .cpu import wrapper
-
-    return wrapper
 
 
 def wrapper_settings(layout: Layout, config: Config) -> bytes:
@@ -173,8 +168,7 @@ def wrapper_settings(layout: Layout, config: Config) -> bytes:
     """
     from .cpu import conf_patch
 
-    wrapper = _wrapper()
-    installed = wrapper.installed_settings(layout.fs(layout.remotes))
+    installed = wrapper_mod.installed_settings(layout.fs(layout.remotes))
     if config.cpu.emulator or installed is None:
         previous = None
         conf = layout.fs(config.cpu.conf)
@@ -183,10 +177,10 @@ def wrapper_settings(layout: Layout, config: Config) -> bytes:
                 previous = conf_patch.state_of(fsio.read_bytes(conf).decode("utf-8"), conf).emulator
             except (OneHooksError, UnicodeDecodeError):
                 previous = None  # the CPU switch step reports an unreadable conf itself
-        qemu = wrapper.real_emulators(previous, config.cpu.emulator)
+        qemu = wrapper_mod.real_emulators(previous, config.cpu.emulator)
     else:
         qemu = list(installed.qemu)
-    return wrapper.Settings(tuple(qemu), config.cpu.argument).render()
+    return wrapper_mod.Settings(tuple(qemu), config.cpu.argument).render()
 
 
 def oneadmin_ids() -> Optional[Tuple[int, int]]:
@@ -466,7 +460,7 @@ def cpu_transform(ctx: Context, mode: str) -> Tuple[str, Callable[[str], str]]:
 
 def wrapper_node_path(ctx: Context) -> str:
     """The wrapper as nodes see it: their copy of the remotes (``onehost sync``)."""
-    return _wrapper().node_emulator(ctx.layout.node_remotes)
+    return wrapper_mod.node_emulator(ctx.layout.node_remotes)
 
 
 def cpu_switch(ctx: Context, manifest: Manifest) -> bool:

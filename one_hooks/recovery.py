@@ -406,7 +406,7 @@ class Engine:
         cost 25 pool calls per look.
         """
         try:
-            if len(vm_ids) == 1 and len(self._gated) <= 1:
+            if len(vm_ids) == 1 and not self._many_hosts:
                 taken = next(self._events)
                 return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
             with self._snapshot_lock:

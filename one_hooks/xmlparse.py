@@ -285,9 +285,7 @@ def cluster_from_element(el: etree._Element) -> Cluster:
 
 
 def _one(xml: XmlInput, tag: str, build: Callable[[etree._Element], _T]) -> _T:
-    root = _root(xml, tag)
-    _expect_tag(root, tag, tag)
-    return build(root)
+    return build(_root(xml, tag))  # each builder checks its own tag
 
 
 def _pool(xml: XmlInput, pool_tag: str, tag: str, build: Callable[[etree._Element], _T]) -> List[_T]:

@@ -21,7 +21,7 @@ from ..config import Config
 from ..errors import EXIT_FAILED, EXIT_OK, UsageError
 from . import conf_patch, migration, scope as scope_mod, verify as verify_mod, wrapper as wrapper_mod
 
-DEFAULT_REMOTES = "/var/lib/one/remotes"
+DEFAULT_REMOTES = wrapper_mod.FRONTEND_REMOTES
 RESTART_ONED = ["systemctl", "restart", "opennebula"]
 NATIVE_VALUE = {"MODEL": conf_patch.HOST_PASSTHROUGH}
 

@@ -25,6 +25,8 @@ WRAPPER_NAME = "one-hooks-qemu"
 SETTINGS_NAME = "one-hooks-qemu.settings"
 #: Relative to a remotes tree (front-end /var/lib/one/remotes, node /var/tmp/one).
 REL_DIR = os.path.join("vmm", "kvm")
+#: oned's remotes tree on the front-end.
+FRONTEND_REMOTES = "/var/lib/one/remotes"
 #: Where oned puts the remotes on nodes (oned.conf SCRIPTS_REMOTE_DIR default).
 NODE_REMOTES = "/var/tmp/one"
 #: The fallback order OpenNebula itself uses for qemu-kvm-one (DESIGN.md section 5),
