@@ -448,14 +448,11 @@ def unroot(layout: Layout, path: str) -> str:
     return path
 
 
-def cpu_transform(ctx: Context, mode: str) -> Tuple[str, Callable[[str], str]]:
-    """What ``--cpu-host=MODE`` does to ``vmm_exec_kvm.conf``: a description and a text transform."""
-    from .cpu import conf_patch
-
+def cpu_setting(ctx: Context, mode: str) -> str:
+    """What ``--cpu-host=MODE`` sets in ``vmm_exec_kvm.conf``, said in one line."""
     if mode == "native":
-        return ("CPU_MODEL = [ MODEL = \"host-passthrough\" ]", conf_patch.set_native)
-    wrapper = wrapper_node_path(ctx)
-    return (f"EMULATOR = {wrapper}", lambda text: conf_patch.set_emulator(text, wrapper))
+        return "CPU_MODEL = [ MODEL = \"host-passthrough\" ]"
+    return f"EMULATOR = {wrapper_node_path(ctx)}"
 
 
 def wrapper_node_path(ctx: Context) -> str:
@@ -470,9 +467,11 @@ def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
     mode = ctx.args.cpu_host
     conf_real = ctx.config.cpu.conf
     conf = ctx.layout.fs(conf_real)
-    what, transform = cpu_transform(ctx, mode)
+    what = cpu_setting(ctx, mode)
+    # conf_patch.enable, as 'one-hooks cpu enable' uses it: one switch, one set of checks.
+    switch = functools.partial(conf_patch.enable, conf, mode, wrapper_node_path(ctx))
     try:
-        preview = conf_patch.apply(conf, transform, dry_run=True)
+        preview = switch(dry_run=True)
     except OneHooksError as exc:
         raise InstallError(f"switch KVM guests to the host CPU in {conf_real}", str(exc)) from None
     manifest.cpu = {"mode": mode, "conf": conf_real}
@@ -480,7 +479,7 @@ def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
         ctx.steps.note(f"{conf_real}: {what} already in place")
     else:
         ctx.steps.do(f"set {what} in {conf_real} (backup {conf_patch.backup_path(conf_real)})",
-                     lambda: conf_patch.apply(conf, transform))
+                     switch)
     manifest.save(ctx, "the CPU switch")
     if mode == "native":
         ctx.extra_lines.append("note: running VMs get the host CPU after poweroff + resume "

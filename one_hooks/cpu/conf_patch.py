@@ -9,10 +9,10 @@ Two switches, both OpenNebula's own attributes (DESIGN.md section 5):
 
 The transforms go text -> text through :mod:`one_hooks.template`, so every
 other byte of the file (comments, the commented ``#EMULATOR``/``#CPU_MODEL``
-defaults, layout) stays as it was. :func:`apply` is the only place that writes
-the file: backup first (once), atomic replace through :mod:`one_hooks.fsio`
-keeping mode/owner/group, result re-parsed before it replaces the original.
-:func:`revert` puts the backup back byte for byte.
+defaults, layout) stays as it was. :func:`apply` writes a switch: backup
+first (once), atomic replace through :mod:`one_hooks.fsio` keeping
+mode/owner/group, result re-parsed before it replaces the original.
+:func:`revert`, the only other writer, puts the backup back byte for byte.
 """
 from __future__ import annotations
 
