@@ -28,7 +28,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from one_hooks import sim as sim_pkg  # noqa: E402
-from one_hooks.model import LcmState, VmState  # noqa: E402
+from one_hooks.oned.model import LcmState, VmState  # noqa: E402
 from one_hooks.sim import Latency, SimOned  # noqa: E402
 
 STANDIN = os.path.join(os.path.dirname(sim_pkg.__file__), "node_standin")
@@ -88,7 +88,7 @@ def compile_package() -> None:
     python = production_python()
     subprocess.run([python, "-m", "compileall", "-q", os.path.join(REPO, "one_hooks")],
                    env=env, check=True, capture_output=True, timeout=300)
-    warm = ("import one_hooks.hooks, one_hooks.recovery, one_hooks.gate, one_hooks.oned, "
+    warm = ("import one_hooks.hooks, one_hooks.recovery, one_hooks.gate, one_hooks.oned.client, "
             "one_hooks.install, one_hooks.cli, configobj, validate, lxml.etree\n"
             "try:\n    import pyone\nexcept ImportError:\n    pass\n")
     subprocess.run([python, "-c", warm], env=env, check=True, capture_output=True, timeout=300)

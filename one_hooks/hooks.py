@@ -37,9 +37,9 @@ from . import audit, claims, settings_cache, triage
 from .audit import Reporter
 from .config import Config
 from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
-from .model import HistoryAction, Host, LcmState, Resource, Vm, VmState
-from .payload import read_payload
-from .xmlparse import decode_payload, expect_resource
+from .oned.model import HistoryAction, Host, LcmState, Resource, Vm, VmState
+from .oned.payload import read_payload
+from .oned.xmlparse import decode_payload, expect_resource
 
 if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
     from .recovery import Engine
@@ -150,7 +150,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     # Most VM events of an outage end here (host still in ERROR): decide that with
     # one call, before building the engine, the gate and their imports.
     if oned is None:
-        from .oned import Oned
+        from .oned.client import Oned
         oned = Oned.from_config(config.oned)
     host = oned.host_info(vm.host_id)
     line = triage.left_to_host_hook(event, facts, host.name, int(host.state))

@@ -621,7 +621,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_oned(config: Config) -> Any:
-    from .oned import Oned
+    from .oned.client import Oned
 
     return Oned.from_config(config.oned)
 

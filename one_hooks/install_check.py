@@ -164,7 +164,7 @@ def _check_oned(ctx: Context, found: Findings) -> List[Any]:
 
 def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts: Sequence[Any]) -> None:
     """Each monitored node: its copy of the remotes matches ours, sudo allows iscsiadm."""
-    from .model import HostState
+    from .oned.model import HostState
     from .node import Node
 
     node = Node.from_config(ctx.config, ctx.runner)

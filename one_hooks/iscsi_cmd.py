@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     gate = Gate(Node.from_config(config), section, config.iscsiadm_argv(), config.recovery.state_dir)
     host = args.host
     if host.isdigit() and not args.name:
-        from .oned import Oned  # only here: a check by NAME needs no oned at all
+        from .oned.client import Oned  # only here: a check by NAME needs no oned at all
 
         host = Oned.from_config(config.oned).find_host(host).name
         if not args.json:

@@ -21,7 +21,7 @@ from . import audit
 from .audit import Reporter
 from .config import Config
 from .errors import OnedNotFound, UsageError
-from .model import Host, HostState
+from .oned.model import Host, HostState
 from .recovery import build_engine
 
 

@@ -2,7 +2,7 @@
 
 The engine receives its doors as parameters: ``oned`` (anything with
 ``host_info``, ``vm_info``, ``vm_pool``, ``vm_action``, like
-:class:`one_hooks.oned.Oned`), ``gate`` (anything with
+:class:`one_hooks.oned.client.Oned`), ``gate`` (anything with
 ``wait_healthy(host_name)``, like :class:`one_hooks.gate.Gate`; ``None`` when
 ``[iscsi] check = no``), a :class:`~one_hooks.ledger.Ledger`, a
 :class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
@@ -44,7 +44,7 @@ from .audit import Reporter
 from .config import Config
 from .errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
 from .ledger import Ledger
-from .model import Host, HostState, LcmState, Vm, VmState
+from .oned.model import Host, HostState, LcmState, Vm, VmState
 from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
 from .report import Outcome, Report, VmResult
 
@@ -515,7 +515,7 @@ def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any =
                  wall: Callable[[], float] = time.time) -> Engine:
     """An engine wired from the configuration; doors given as arguments win."""
     if oned is None:
-        from .oned import Oned
+        from .oned.client import Oned
         oned = Oned.from_config(config.oned)
     state_dir = config.recovery.state_dir
     if gate is None and config.iscsi.check:

@@ -12,7 +12,7 @@ onehem runs them ten at a time. Nearly all of them end the same two ways:
 The full hook (:mod:`one_hooks.hooks`) reaches the same verdicts, but only
 after loading the configuration machinery, lxml, the model and the logger:
 about 60 ms of CPU per process, most of an outage's hook cost. This module
-reaches them with the stdlib's C parser (:mod:`one_hooks.xmltree`), the settings snapshot
+reaches them with the stdlib's C parser (:mod:`one_hooks.oned.xmltree`), the settings snapshot
 (:mod:`one_hooks.settings_cache`) and at most one ``one.host.info`` call.
 
 It only ever says "left to ...", never acts on a VM. Whenever it is not
@@ -32,10 +32,11 @@ import os
 import sys
 import time
 
-from . import claims, settings_cache, xmltree
+from . import claims, settings_cache
+from .oned import xmltree
 from .errors import EXIT_OK, OneHooksError
 from .logline import format_line, one_line
-from .payload import int_field, read_payload, unbase64
+from .oned.payload import int_field, read_payload, unbase64
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
 EVENTS = ("vm-unknown", "vm-poweroff")
 
 # OpenNebula's numbers this module decides on (the tests hold them equal to
-# the enums of one_hooks.model, which this module must not import).
+# the enums of one_hooks.oned.model, which this module must not import).
 VM_STATE_POWEROFF = 8
 LCM_BOOT_UNKNOWN = 19
 HISTORY_ACTION_MONITOR = 44
@@ -216,8 +217,8 @@ def may_be_left(event: str, vm: VmFacts) -> bool:
 def _host_info(settings: settings_cache.Settings, host_id: int) -> "Tuple[str, int]":
     """One ``one.host.info``; :class:`Unsure` on any error (the full hook retries properly)."""
     # Only this case pays for the socket module (and its enum import).
-    from . import wire
-    from .authfile import read_auth
+    from .oned import wire
+    from .oned.authfile import read_auth
 
     target = wire.split_endpoint(settings.endpoint)
     if target is None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from one_hooks import authfile, config
+from one_hooks.oned import authfile
+from one_hooks import config
 from one_hooks.cli import main
 from one_hooks.errors import ConfigError
 

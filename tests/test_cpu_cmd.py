@@ -9,8 +9,8 @@ import pytest
 
 from one_hooks import cli
 from one_hooks.cpu import migration, scope as scope_mod, wrapper as wrapper_mod
-from one_hooks.model import Host, HostState
-from one_hooks.template import parse
+from one_hooks.oned.model import Host, HostState
+from one_hooks.oned.template import parse
 
 DATA = Path(__file__).parent / "data" / "vmm_exec_kvm"
 NODE_WRAPPER = "/var/tmp/one/vmm/kvm/one-hooks-qemu"
@@ -105,7 +105,7 @@ def api_cfg(sim, setup) -> Path:
 
 
 def cluster_template(sim, cluster_id: int):
-    from one_hooks.oned import Oned
+    from one_hooks.oned.client import Oned
     oned = Oned(sim.endpoint, sim.session)
     return scope_mod.template_from_xml(oned.template_xml("cluster", cluster_id))
 
@@ -125,7 +125,7 @@ def test_cluster_scope_enable_then_disable_restores(sim, api_cfg, capsys) -> Non
 
 def test_host_scope_wrapper_restores_a_previous_emulator(sim, api_cfg, tmp_path) -> None:
     hid = sim.add_host("node-1", 0, {"EMULATOR": "/usr/bin/qemu-old"})
-    from one_hooks.oned import Oned
+    from one_hooks.oned.client import Oned
     oned = Oned(sim.endpoint, sim.session)
     assert main(api_cfg, "enable", "--mode", "wrapper", "--scope", f"host:{hid}",
                 "--remotes", str(tmp_path / "r")) == 0

@@ -11,7 +11,7 @@ import pytest
 from one_hooks import fsio
 from one_hooks.cpu import conf_patch
 from one_hooks.errors import CpuError, TemplateSyntaxError
-from one_hooks.template import parse
+from one_hooks.oned.template import parse
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "vmm_exec_kvm")
 REAL_FILES = sorted(glob.glob(os.path.join(DATA, "*.conf")))

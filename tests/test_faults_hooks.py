@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from one_hooks.model import LcmState, VmState
+from one_hooks.oned.model import LcmState, VmState
 from one_hooks.sim import INTERNAL
 
 REPO = Path(__file__).resolve().parent.parent

@@ -32,7 +32,7 @@ import pytest
 
 from one_hooks import sim as sim_pkg
 from one_hooks.cli import main
-from one_hooks.model import LcmState, VmState
+from one_hooks.oned.model import LcmState, VmState
 from one_hooks.sim import INTERNAL, NO_LATENCY, SimOned
 
 STANDIN = os.path.join(os.path.dirname(sim_pkg.__file__), "node_standin")

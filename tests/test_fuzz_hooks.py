@@ -25,7 +25,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks import xmlparse
+from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import OneHooksError

@@ -19,7 +19,7 @@ from typing import List
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks import template
+from one_hooks.oned import template
 from one_hooks.cpu import conf_patch
 from one_hooks.errors import TemplateSyntaxError, UsageError
 from tests.test_fuzz_mutations import GENERIC_TOKENS, mutants

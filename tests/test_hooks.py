@@ -16,12 +16,12 @@ from typing import List
 
 import pytest
 
-from one_hooks import xmlparse
+from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import PayloadError
 from one_hooks.hooks import handle
-from one_hooks.payload import read_payload
+from one_hooks.oned.payload import read_payload
 from one_hooks.ledger import Ledger
 from one_hooks.sim.cloud import Cloud
 
@@ -267,7 +267,7 @@ def test_hook_path_does_not_import_pyone(conf: str) -> None:
                             input=GOOD_VM, capture_output=True, env=env, timeout=60)
     imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")}
-    assert "one_hooks.oned" in imported and "one_hooks.xmlparse" in imported  # it got that far
+    assert "one_hooks.oned.client" in imported and "one_hooks.oned.xmlparse" in imported  # it got that far
     assert not any(name == "pyone" or name.startswith("pyone.") for name in imported)
     # oned unreachable: the host state is unknown, so nothing more was loaded.
     assert "one_hooks.recovery" not in imported and "one_hooks.gate" not in imported

@@ -18,9 +18,10 @@ import pytest
 
 from one_hooks import config as config_mod
 from one_hooks import hook_templates as ht
-from one_hooks import install, install_check, template, xmlparse
+from one_hooks import install, install_check
+from one_hooks.oned import template, xmlparse
 from one_hooks.config import Config
-from one_hooks.model import Hook
+from one_hooks.oned.model import Hook
 
 DATA = Path(__file__).parent / "data" / "install"
 
@@ -171,7 +172,7 @@ import tempfile  # noqa: E402
 
 from one_hooks.audit import Reporter  # noqa: E402
 from one_hooks.cli import run_guarded  # noqa: E402
-from one_hooks.oned import Oned  # noqa: E402
+from one_hooks.oned.client import Oned  # noqa: E402
 
 REMOTES = "var/lib/one/remotes"
 

@@ -27,7 +27,7 @@ from one_hooks import hook_templates as ht
 from one_hooks import install
 from one_hooks.audit import Reporter
 from one_hooks.cli import run_guarded
-from one_hooks.model import HistoryAction, LcmState, VmState
+from one_hooks.oned.model import HistoryAction, LcmState, VmState
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 STANDIN = os.path.join(os.path.dirname(one_hooks.sim.__file__), "node_standin")
@@ -143,7 +143,7 @@ def real_oned() -> Dict[str, str]:
         pytest.skip("no real oned: ONE_XMLRPC is not set (these tests run against one when it is)")
     from one_hooks import config as config_mod
     from one_hooks.errors import OneHooksError
-    from one_hooks.oned import Oned
+    from one_hooks.oned.client import Oned
 
     try:
         version = Oned.from_config(config_mod.load(None, {**os.environ, "ONE_HOOKS_CONFIG": ""}).oned).version()
@@ -154,7 +154,7 @@ def real_oned() -> Dict[str, str]:
 
 def test_real_oned_install_check_uninstall(real_oned: Dict[str, str], tmp_path: Path) -> None:
     from one_hooks import config as config_mod
-    from one_hooks.oned import Oned
+    from one_hooks.oned.client import Oned
 
     root = tmp_path / "root"
     root.mkdir()

@@ -21,14 +21,14 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 import pytest
 from lxml import etree
 
-from one_hooks import oned as oned_mod
+from one_hooks.oned import client as oned_mod
 from one_hooks.config import OnedSection
 from one_hooks.errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedAuthError, OnedError, OnedInternalError,
     OnedLocked, OnedNotFound, OnedUnreachable,
 )
-from one_hooks.model import HistoryAction, HostState, LcmState, VmState
-from one_hooks.oned import Oned
+from one_hooks.oned.model import HistoryAction, HostState, LcmState, VmState
+from one_hooks.oned.client import Oned
 
 DATA = Path(__file__).parent / "data" / "oned"
 RUN4 = DATA / "run4-vm-lost-status-probe-gone"
@@ -562,7 +562,7 @@ def test_error_classes_carry_transient_flag() -> None:
 
 
 def test_adapter_does_not_import_pyone() -> None:
-    code = ("import sys, one_hooks.oned, one_hooks.xmlparse; "
+    code = ("import sys, one_hooks.oned.client, one_hooks.oned.xmlparse; "
             "sys.exit(1 if 'pyone' in sys.modules else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
                           capture_output=True, text=True, timeout=60)
@@ -647,7 +647,7 @@ def test_sim_hook_log_is_decoded(sim: Any) -> None:
     # echo printed the base64 payload it got as its argument; STDOUT came back base64 on the wire.
     payload = execution.stdout.strip()
     assert payload == execution.arguments
-    from one_hooks.xmlparse import decode_payload
+    from one_hooks.oned.xmlparse import decode_payload
     vm = decode_payload(payload)
     assert isinstance(vm, type(client.vm_info(vm_id))) and vm.id == vm_id
     assert vm.prev_lcm_state == LcmState.SHUTDOWN_POWEROFF

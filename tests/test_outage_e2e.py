@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Sequence
 import pytest
 
 from one_hooks.hook_templates import HOOKS
-from one_hooks.model import LcmState, VmState
+from one_hooks.oned.model import LcmState, VmState
 from one_hooks.sim import NO_LATENCY
 from one_hooks.sim.demo import Pace, Stage
 
@@ -225,7 +225,7 @@ def test_settle_window_runs_detached_and_recovers_late_candidates(make_cloud) ->
     """host-reconnect returns after its first pass (its onehem slot is free); the detached
     watcher recovers a VM that becomes a candidate later in the window."""
     from one_hooks.hooks import running_watchers
-    from one_hooks.oned import Oned
+    from one_hooks.oned.client import Oned
 
     pace = Pace(boot=0.1, settle=6.0, settle_interval=0.3, deadline=2.0, retry_interval=0.3,
                 retry_delay=0.3, poll=0.2)

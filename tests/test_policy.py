@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from one_hooks import xmlparse
-from one_hooks.model import History, HistoryAction, Host, HostState, LcmState, Vm, VmState
+from one_hooks.oned import xmlparse
+from one_hooks.oned.model import History, HistoryAction, Host, HostState, LcmState, Vm, VmState
 from one_hooks.policy import Action, Settings, decide, is_candidate, plan, tier_of
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "recovery")

@@ -10,7 +10,7 @@ from typing import Iterator, List
 
 import pytest
 
-from one_hooks.model import LcmState, VmState
+from one_hooks.oned.model import LcmState, VmState
 from one_hooks.sim import NO_LATENCY
 from one_hooks.sim.demo import Pace, Stage
 

@@ -15,14 +15,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from one_hooks import xmlparse
+from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedLocked, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.iscsi import Status, Verdict
 from one_hooks.ledger import Ledger
-from one_hooks.model import Host, Vm
+from one_hooks.oned.model import Host, Vm
 from one_hooks.policy import Settings
 from one_hooks.recovery import Engine, Timing
 from one_hooks.report import Outcome

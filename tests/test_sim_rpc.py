@@ -13,7 +13,7 @@ from typing import Callable, List
 import pytest
 from lxml import etree
 
-from one_hooks.model import HistoryAction, HostState, LcmState, VmState
+from one_hooks.oned.model import HistoryAction, HostState, LcmState, VmState
 from one_hooks.sim import (ACTION, ALLOCATE, AUTHENTICATION, INTERNAL, LOCKED, NO_EXISTS,
                            XML_RPC_API, Latency)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from one_hooks.errors import TemplateSyntaxError, UsageError
-from one_hooks.template import format_value, parse
+from one_hooks.oned.template import format_value, parse
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "vmm_exec_kvm")
 REAL_FILES = sorted(glob.glob(os.path.join(DATA, "*.conf")))

@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks import claims, settings_cache, triage, xmlparse
+from one_hooks import claims, settings_cache, triage
+from one_hooks.oned import xmlparse
 from one_hooks.errors import OneHooksError, PayloadError
 from one_hooks.logline import one_line
-from one_hooks.model import HistoryAction, HostState, LcmState, Vm, VmState
+from one_hooks.oned.model import HistoryAction, HostState, LcmState, Vm, VmState
 from one_hooks.triage import Unsure, VmFacts, left_to_host_hook, left_to_watcher, vm_facts
 from tests.test_fuzz_mutations import mutants
 from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS, _hook_config
@@ -172,7 +173,7 @@ def _shim(event: str, payload: bytes, env: dict,
 #: Runs the first look, then says which heavy modules the process had loaded.
 PROBE = ("import sys\nfrom one_hooks import triage\ncode = triage.main()\n"
          "heavy = sorted(m for m in ('lxml', 'configobj', 'logging', 'dataclasses', 'typing', "
-         "'one_hooks.config', 'one_hooks.model') if m in sys.modules)\n"
+         "'one_hooks.config', 'one_hooks.oned.model') if m in sys.modules)\n"
          "print('HEAVY', ' '.join(heavy) or '-', file=sys.stderr)\nsys.exit(code)\n")
 
 

@@ -12,7 +12,7 @@ from typing import Iterator, List
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from one_hooks import wire
+from one_hooks.oned import wire
 
 scalars = st.one_of(
     st.booleans(),
@@ -192,7 +192,7 @@ def test_fault_code_that_is_not_an_integer_is_minus_one() -> None:
 
 
 def test_importing_the_wire_loads_neither_lxml_nor_typing() -> None:
-    code = ("import one_hooks.wire, sys; "
+    code = ("import one_hooks.oned.wire, sys; "
             "print('lxml' in sys.modules or 'lxml.etree' in sys.modules, 'typing' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd="/work/main", capture_output=True, text=True,
                           timeout=60, check=True)

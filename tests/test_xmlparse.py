@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from one_hooks import xmlparse
+from one_hooks.oned import xmlparse
 from one_hooks.errors import EXIT_USAGE, PayloadError
-from one_hooks.model import (
+from one_hooks.oned.model import (
     HistoryAction, Host, HostState, LcmState, Resource, Vm, VmState,
 )
 

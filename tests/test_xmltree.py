@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from one_hooks import xmltree
+from one_hooks.oned import xmltree
 
-#: read as the full parser (one_hooks.xmlparse) reads: comments and PIs removed
+#: read as the full parser (one_hooks.oned.xmlparse) reads: comments and PIs removed
 LXML = etree.XMLParser(remove_comments=True, remove_pis=True, resolve_entities=False)
 DOC = b"<VM><ID> 7 </ID><NAME>a<!-- c -->b<X>c</X>d</NAME><H><S>1</S></H><H><S>2</S></H></VM>"
 

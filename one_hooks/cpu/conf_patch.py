@@ -7,7 +7,7 @@ Two switches, both OpenNebula's own attributes (DESIGN.md section 5):
 * wrapper: ``EMULATOR = <the one-hooks wrapper>`` (the wrapper turns libvirt's
   ``-cpu`` into the configured host CPU argument).
 
-The transforms go text -> text through :mod:`one_hooks.template`, so every
+The transforms go text -> text through :mod:`one_hooks.oned.template`, so every
 other byte of the file (comments, the commented ``#EMULATOR``/``#CPU_MODEL``
 defaults, layout) stays as it was. :func:`apply` writes a switch: backup
 first (once), atomic replace through :mod:`one_hooks.fsio` keeping
@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from .. import fsio
 from ..errors import CpuError, UsageError
-from ..template import Template, parse
+from ..oned.template import Template, parse
 
 HOST_PASSTHROUGH = "host-passthrough"
 BACKUP_SUFFIX = ".one-hooks-backup"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
-from ..model import Host
+from ..oned.model import Host
 
 
 @dataclass(frozen=True)

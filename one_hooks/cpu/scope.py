@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 from lxml import etree
 
 from ..errors import CpuError, UsageError
-from ..template import Template, Value, format_value, parse
+from ..oned.template import Template, Value, format_value, parse
 
 UNDO_PREFIX = "ONE_HOOKS_CPU_UNDO_"
 ABSENT = "none"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
 
-from ..model import HistoryAction, HostState, LcmState, VmState
+from ..oned.model import HistoryAction, HostState, LcmState, VmState
 from .faults import ACTION, LOCKED, XML_RPC_API, Refused
 from .objects import SimHistory, SimVm, log_time, set_attr
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Dict, List
 
 from ..errors import UsageError
-from ..model import VmState
+from ..oned.model import VmState
 from . import xmlout
 from .faults import INTERNAL, Refused
 from .objects import merge_attrs

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from ..model import HistoryAction, HostState, LcmState, VmState
+from ..oned.model import HistoryAction, HostState, LcmState, VmState
 from .actions import VmActions
 from .faults import NO_EXISTS, Refused
 from .objects import SimCluster, SimHistory, SimHost, SimVm, Tables, del_attr, log_time, set_attr

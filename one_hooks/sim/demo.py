@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, TYPE_CHECKING, TextIO, T
 from .. import fsio
 from ..config import Config
 from ..errors import UsageError
-from ..model import LcmState, VmState
+from ..oned.model import LcmState, VmState
 
 if TYPE_CHECKING:  # only for annotations: the demo imports the simulator lazily
     from .oned import SimOned
@@ -420,7 +420,7 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
     """Hook CPU per VM event; engine vs serial loop for ``vms`` VMs on ``hosts`` hosts."""
     from . import REAL_LATENCY, xmlout
     from ..audit import Reporter
-    from ..oned import Oned
+    from ..oned.client import Oned
     from ..recovery import build_engine
 
     p = lambda text: print(text, file=out, flush=True)  # noqa: E731

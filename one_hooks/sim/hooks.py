@@ -14,7 +14,7 @@ import posixpath
 from typing import List, Optional
 
 from ..errors import UsageError
-from ..model import LcmState, VmState
+from ..oned.model import LcmState, VmState
 from .faults import ALLOCATE, INTERNAL, NO_EXISTS, Refused
 from .hookrun import HookJob
 from .objects import SimExecution, SimHook, Tables, del_attr, get_attr, merge_attrs, set_attr

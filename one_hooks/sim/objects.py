@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional
 
-from ..model import HistoryAction, HostState, LcmState, VmState
+from ..oned.model import HistoryAction, HostState, LcmState, VmState
 from .tmpl import Attr, Value
 
 #: oned keeps the last 20 execution records of each hook (oned.conf LOG_RETENTION).

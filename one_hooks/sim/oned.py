@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ..model import History, HookExecution, Host, HostState, LcmState, Vm, VmState
+from ..oned.model import History, HookExecution, Host, HostState, LcmState, Vm, VmState
 from .api import build_methods
 from .cloud import Change, Cloud
 from .faults import NO_EXISTS, Refused

@@ -1,7 +1,7 @@
 """Template text clients send the simulated oned -> its attributes.
 
 ``one.hook.allocate`` and the ``one.*.update`` calls carry OpenNebula
-template syntax; the project's one parser (:mod:`one_hooks.template`) reads
+template syntax; the project's one parser (:mod:`one_hooks.oned.template`) reads
 it. The simulator stores attributes as a list of ``(NAME, value)`` in the
 order written, duplicates kept (several ``DISK`` vectors), vectors as
 ``(KEY, value)`` pairs, which is how oned's ``Template`` holds them.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import List, Tuple, Union
 
-from .. import template
+from ..oned import template
 
 #: A single value, or a vector attribute's (name, value) pairs.
 Value = Union[str, List[Tuple[str, str]]]

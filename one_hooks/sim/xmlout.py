@@ -16,7 +16,7 @@ from lxml import etree
 # (Element = etree._Element), so that mypy takes it as a type even without lxml's stubs.
 from lxml.etree import _Element as Element
 
-from ..model import HostState, LcmState, VmState
+from ..oned.model import HostState, LcmState, VmState
 from .objects import SimCluster, SimExecution, SimHistory, SimHook, SimHost, SimVm
 from .tmpl import Attr
 

@@ -1,7 +1,7 @@
 """A small, locked-down element tree from the stdlib's C parser (expat), for the hook path.
 
 Two readers on the hook path must not pay for lxml (about 20 ms of CPU per
-process): XML-RPC answers (:mod:`one_hooks.wire`) and the VM hooks' first
+process): XML-RPC answers (:mod:`one_hooks.oned.wire`) and the VM hooks' first
 look at their payload (:mod:`one_hooks.triage`). Both read documents from
 outside, so both get the same refusals here: no DOCTYPE, no entity
 declaration, no external entity, no parameter entities, and a depth cap

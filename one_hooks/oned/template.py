@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
-from .errors import TemplateSyntaxError, UsageError
+from ..errors import TemplateSyntaxError, UsageError
 
 Value = Union[str, Dict[str, str]]
 

@@ -2,7 +2,7 @@
 
 Everything a hook reads arrives as XML from oned: the base64 ``$TEMPLATE``
 on stdin, then the answers of ``one.vm.info`` and friends. This module turns
-that text into :mod:`one_hooks.model` objects and nothing else: no I/O, no
+that text into :mod:`one_hooks.oned.model` objects and nothing else: no I/O, no
 oned calls. It sits on the hook path, so it imports only the stdlib and lxml.
 
 The parser is locked down because a payload is input from outside: no DTD
@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Literal, Optional, Tuple, TypeVar, Unio
 
 from lxml import etree
 
-from .errors import PayloadError
+from ..errors import PayloadError
 from .payload import MAX_PAYLOAD_BYTES, int_field, unbase64
 from .model import (
     Cluster, History, HistoryAction, Hook, HookExecution, Host, HostState, LcmState, Resource,

@@ -6,7 +6,7 @@ The secret never appears in an error message.
 """
 from __future__ import annotations
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def read_auth(path: str) -> str:

@@ -3,7 +3,7 @@
 A hook process runs once per VM event, so its start-up cost is paid thousands
 of times in a storm. ``xmlrpc.client`` pulls in ``http.client``, ``email``
 and ``ssl`` (about 20 ms of CPU here); this module needs only ``socket`` and
-:mod:`one_hooks.xmltree` (the C expat parser: not lxml, ``xml.etree``,
+:mod:`one_hooks.oned.xmltree` (the C expat parser: not lxml, ``xml.etree``,
 ``xml.dom`` or ``xml.sax``, and not even ``typing``), so a hook's first look
 can use it without loading lxml. It does the little oned needs:
 
@@ -17,7 +17,7 @@ Each call opens its own connection and is sent exactly once: a dropped answer
 is reported, never silently re-sent (a re-sent ``one.vm.action`` could act
 twice). ``https`` endpoints load :mod:`ssl` only when used.
 
-Answers are parsed by :func:`one_hooks.xmltree.parse` with every DTD refused:
+Answers are parsed by :func:`one_hooks.oned.xmltree.parse` with every DTD refused:
 a ``<!DOCTYPE`` (and so any entity declaration) is a :class:`ProtocolError`,
 and no external entity is ever resolved. Character data is gathered in pieces
 and joined once, so a 30 MB pool answer in one ``<string>`` costs linear time.
@@ -164,7 +164,7 @@ def split_endpoint(url: str) -> "tuple[str, str, int, str] | None":
 
     None for anything else (user info, a query, an IPv6 literal, a bad port):
     callers that get None leave the endpoint to the full adapter
-    (:class:`one_hooks.oned.Oned`), which parses every form and says what is wrong.
+    (:class:`one_hooks.oned.client.Oned`), which parses every form and says what is wrong.
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https"):

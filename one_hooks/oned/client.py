@@ -37,8 +37,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from . import wire, xmlparse
 from .authfile import read_auth
-from .config import OnedSection
-from .errors import (
+from ..config import OnedSection
+from ..errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedAuthError, OnedError, OnedInternalError, OnedLocked,
     OnedNotFound, OnedUnreachable, PayloadError,
 )

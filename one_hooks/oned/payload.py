@@ -1,15 +1,19 @@
 """The hook payload as it arrives: base64 ``$TEMPLATE`` text, on stdin or as an argument.
 
 Both the hooks' first look (:mod:`one_hooks.triage`) and the full parser
-(:mod:`one_hooks.xmlparse`) start here, so a payload is read and un-base64'd
+(:mod:`one_hooks.oned.xmlparse`) start here, so a payload is read and un-base64'd
 the same way whichever reads it. Only cheap modules are imported.
+
+It is oned's format (what ``ARGUMENTS=$TEMPLATE`` sends), so it sits in the
+door to oned beside the full parser that reads it, not among the hooks: a
+door may not import from the entry points above it.
 """
 from __future__ import annotations
 
 import binascii
 import sys
 
-from .errors import PayloadError
+from ..errors import PayloadError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
