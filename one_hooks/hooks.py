@@ -182,7 +182,7 @@ def _spawner(config: Config) -> Callable[[List[str]], int]:
     """Starts the settle watcher detached; its stderr goes to the log file (if one)."""
     def spawn(argv: List[str]) -> int:
         # node (and subprocess) is imported only by the host hook that needs it.
-        from .node import Runner
+        from .node.runner import Runner
 
         log = config.log.file if config.log.file != "-" else ""
         try:

@@ -654,7 +654,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
         oned_factory: Optional[Callable[[Config], Any]] = None, runner: Any = None,
         environ: Optional[Dict[str, str]] = None) -> int:
     """Carry out what the options ask. Doors (oned, subprocesses) may be passed in."""
-    from .node import Runner
+    from .node.runner import Runner
 
     reporter = reporter or Reporter()
     if args.dry_run and args.check:

@@ -98,7 +98,7 @@ def _check_files(ctx: Context, found: Findings, specs: Sequence[FileSpec]) -> No
 
 def _check_python(ctx: Context, found: Findings, python: str) -> None:
     """The shims' interpreter must run and import this version of one_hooks."""
-    from .node import first_line
+    from .node.runner import first_line
 
     try:
         result = ctx.runner.run([python, "-m", "one_hooks", "--version"], timeout=60.0, ok_codes=range(256))
@@ -165,7 +165,7 @@ def _check_oned(ctx: Context, found: Findings) -> List[Any]:
 def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts: Sequence[Any]) -> None:
     """Each monitored node: its copy of the remotes matches ours, sudo allows iscsiadm."""
     from .oned.model import HostState
-    from .node import Node
+    from .node.runner import Node
 
     node = Node.from_config(ctx.config, ctx.runner)
     remote = {os.path.join(ctx.layout.node_remotes, os.path.relpath(s.path, ctx.layout.remotes)): s

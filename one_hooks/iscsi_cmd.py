@@ -16,8 +16,8 @@ import json
 
 from .config import Config
 from .errors import EXIT_FAILED, EXIT_OK
-from .gate import Gate, describe
-from .node import Node
+from .node.gate import Gate, describe
+from .node.runner import Node
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 The engine receives its doors as parameters: ``oned`` (anything with
 ``host_info``, ``vm_info``, ``vm_pool``, ``vm_action``, like
 :class:`one_hooks.oned.client.Oned`), ``gate`` (anything with
-``wait_healthy(host_name)``, like :class:`one_hooks.gate.Gate`; ``None`` when
+``wait_healthy(host_name)``, like :class:`one_hooks.node.gate.Gate`; ``None`` when
 ``[iscsi] check = no``), a :class:`~one_hooks.ledger.Ledger`, a
 :class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
 from :mod:`one_hooks.policy`; this module sequences them.
@@ -519,8 +519,8 @@ def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any =
         oned = Oned.from_config(config.oned)
     state_dir = config.recovery.state_dir
     if gate is None and config.iscsi.check:
-        from .gate import Gate
-        from .node import Node
+        from .node.gate import Gate
+        from .node.runner import Node
         gate = Gate(Node.from_config(config), config.iscsi, config.iscsiadm_argv(),
                     state_dir, clock=clock, sleep=sleep, wall=wall)
     r = config.recovery

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 
 from one_hooks.cpu import verify, wrapper as wrapper_mod
-from one_hooks.node import Node, Runner
+from one_hooks.node.runner import Node, Runner
 
 QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 HOST_CPU = "host,arch-capabilities=off"

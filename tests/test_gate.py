@@ -15,9 +15,9 @@ from typing import Any, List
 import pytest
 
 from one_hooks.config import IscsiSection
-from one_hooks.gate import Gate, describe
-from one_hooks.iscsi import Status
-from one_hooks.node import Node, Runner
+from one_hooks.node.gate import Gate, describe
+from one_hooks.node.iscsi import Status
+from one_hooks.node.runner import Node, Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY_IQN = "iqn.1992-04.com.emc:cx.apm00191923511.a4"
@@ -320,8 +320,8 @@ def test_real_ssh_metachar_host_names_are_unknown_and_run_nothing(sshd_node, tmp
 CHILD = """
 import json, sys
 from one_hooks.config import IscsiSection
-from one_hooks.gate import Gate
-from one_hooks.node import Node, Runner
+from one_hooks.node.gate import Gate
+from one_hooks.node.runner import Node, Runner
 command, state_dir, host = sys.argv[1:4]
 node = Node(Runner(), command, 20.0)
 section = IscsiSection(check_by_path=False, check_multipath="no", cache_ttl=30.0)

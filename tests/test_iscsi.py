@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from one_hooks import iscsi
+from one_hooks.node import iscsi
 from one_hooks.errors import NodeError
-from one_hooks.iscsi import Disk, Session, Status, Verdict, evaluate
-from one_hooks.node import Runner
+from one_hooks.node.iscsi import Disk, Session, Status, Verdict, evaluate
+from one_hooks.node.runner import Runner
 
 DATA = Path(__file__).parent / "data" / "iscsi"
 HEALTHY_IQN = "iqn.1992-04.com.emc:cx.apm00191923511.a4"

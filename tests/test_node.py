@@ -11,7 +11,7 @@ import pytest
 
 from one_hooks.config import Config, NodeSection
 from one_hooks.errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
-from one_hooks.node import Node, Runner
+from one_hooks.node.runner import Node, Runner
 from tests.plugin_sshd import STANDIN_DIR
 
 METACHAR_HOSTS = ["node with space", "node; touch {marker}", "$(touch {marker})", "`touch {marker}`",

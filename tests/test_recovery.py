@@ -20,7 +20,7 @@ from one_hooks.audit import Reporter
 from one_hooks.errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedLocked, OnedNotFound, OnedUnreachable,
 )
-from one_hooks.iscsi import Status, Verdict
+from one_hooks.node.iscsi import Status, Verdict
 from one_hooks.ledger import Ledger
 from one_hooks.oned.model import Host, Vm
 from one_hooks.policy import Settings

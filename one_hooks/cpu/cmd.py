@@ -173,7 +173,7 @@ def _report_file(change: conf_patch.Change, args: argparse.Namespace, runner: Op
     if change.reason == "written":
         print(f"backup of the original: {change.backup}")
     if args.restart_oned:
-        from ..node import Runner
+        from ..node.runner import Runner
         (runner or Runner(120.0)).run(RESTART_ONED, timeout=120.0)  # type: ignore[attr-defined]
         print(f"ran: {' '.join(RESTART_ONED)}")
     else:
@@ -212,7 +212,7 @@ def _exists(path: str) -> bool:
 
 def verify(args: argparse.Namespace, config: Config, make_oned: Callable[[], object]) -> int:
     """Run the node checks; exit 1 if any problem."""
-    from ..node import Node
+    from ..node.runner import Node
     hosts: List[str] = list(args.hosts)
     if not hosts:
         hosts = [h.name for h in make_oned().host_pool()]  # type: ignore[attr-defined]

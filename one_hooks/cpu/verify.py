@@ -1,7 +1,7 @@
 """``one-hooks cpu verify``: check a node really gives KVM guests the host CPU.
 
 Each check runs one read-only command on the node through ``[node] command``
-(:class:`one_hooks.node.Node`), then a pure function judges its output:
+(:class:`one_hooks.node.runner.Node`), then a pure function judges its output:
 
 1. the wrapper's settings are there and name a real emulator that exists;
 2. the wrapper is executable and not older (ctime) than that emulator:
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import NodeError
-from ..node import ANY_CODE, Node, first_line
+from ..node.runner import ANY_CODE, Node, first_line
 from . import wrapper as wrapper_mod
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"

@@ -3,7 +3,7 @@
 One look (:meth:`Gate.check_once`) runs ``iscsiadm -m session -P 3``, and as
 configured ``iscsiadm -m node``, ``find /dev/disk/by-path -xtype l`` (it
 lists only dangling links) and ``multipath -ll`` on the node, then lets
-:func:`one_hooks.iscsi.evaluate` decide. :meth:`Gate.wait_healthy` looks again
+:func:`one_hooks.node.iscsi.evaluate` decide. :meth:`Gate.wait_healthy` looks again
 with growing waits until ``[iscsi] deadline``: after a power cut the kernel
 keeps sessions FAILED for up to ``replacement_timeout`` before they return.
 
@@ -23,12 +23,12 @@ import os
 import time
 from typing import Any, Callable, List, Optional, Sequence
 
-from . import fsio
-from .config import IscsiSection
-from .errors import NodeError, NodePermissionDenied, UsageError
+from .. import fsio
+from ..config import IscsiSection
+from ..errors import NodeError, NodePermissionDenied, UsageError
 from .iscsi import (Status, Verdict, evaluate, no_objects, parse_by_path, parse_multipath,
                     parse_node_records, parse_session_detail, unknown)
-from .node import ANY_CODE, Node, first_line
+from .runner import ANY_CODE, Node, first_line
 
 #: Gate re-checks wait ``retry_interval``, doubling, never more than this.
 MAX_WAIT = 30.0

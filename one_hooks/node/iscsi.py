@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import NodeError
+from ..errors import NodeError
 
 #: iscsiadm's exit code for "no records/targets/sessions found" (include/iscsi_err.h).
 NO_OBJS_FOUND = 21

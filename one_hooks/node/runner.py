@@ -21,11 +21,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Container, Dict, Mapping, Optional, Sequence, Tuple
 
-from .config import node_prefix
-from .errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
+from ..config import node_prefix
+from ..errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Config
+    from ..config import Config
 
 #: ssh's own exit code for "could not connect / authenticate" (ssh(1), EXIT STATUS).
 SSH_FAILED = 255
