@@ -28,7 +28,7 @@ from typing import Dict, List
 from cloud import REPO, BenchCloud, production_python
 from measure import Run, median, spawn_wait
 
-from one_hooks import claims
+from one_hooks.recovery import claims
 from one_hooks.hooks import stop_watchers
 from one_hooks.sim import Latency
 

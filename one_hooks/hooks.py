@@ -33,7 +33,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
-from . import audit, claims, settings_cache, triage
+from . import audit, settings_cache, triage
+from .recovery import claims
 from .audit import Reporter
 from .config import Config
 from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
@@ -42,7 +43,7 @@ from .oned.payload import read_payload
 from .oned.xmlparse import decode_payload, expect_resource
 
 if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
-    from .recovery import Engine
+    from .recovery.engine import Engine
 
 EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff")
 
@@ -111,13 +112,13 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         if detach:
             # First of all, before the engine's imports: VM hooks of this host now leave
             # their VMs to us (and to the watcher after us) instead of asking oned.
-            from .ledger import Ledger
+            from .recovery.ledger import Ledger
 
             Ledger(config.recovery.state_dir, wall=wall).claim_watch(
                 host.id, wall() + config.recovery.settle_seconds)
         out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
                  f"was {host.prev_state.name}")
-        from .recovery import build_engine
+        from .recovery.engine import build_engine
         with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect",
                           settle=not detach, clock=clock, sleep=sleep, wall=wall) as engine:
             report = engine.recover_host(host.id, settle=not detach)
@@ -157,7 +158,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     if line is not None:
         out.line(line)
         return EXIT_OK
-    from .recovery import build_engine
+    from .recovery.engine import build_engine
     with build_engine(config, out, oned=oned, gate=gate, who=event, clock=clock, sleep=sleep,
                       wall=wall) as engine:
         retry = event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN
@@ -248,7 +249,7 @@ def _start_watcher(host: Host, config: Config, out: Reporter,
 
 def watch(host_id: int, config: Config, out: Reporter) -> int:
     """The detached settle window of host-reconnect (``--watch-host``)."""
-    from .recovery import build_engine
+    from .recovery.engine import build_engine
     with build_engine(config, out, who="host-reconnect-watch", settle=True) as engine:
         engine.ledger.claim_watch(host_id, time.time() + config.recovery.settle_seconds)
         try:

@@ -22,7 +22,7 @@ from .audit import Reporter
 from .config import Config
 from .errors import OnedNotFound, UsageError
 from .oned.model import Host, HostState
-from .recovery import build_engine
+from .recovery.engine import build_engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

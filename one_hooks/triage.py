@@ -5,7 +5,7 @@ ERROR, ``vm-poweroff`` when it comes back and reports its VMs gone), and
 onehem runs them ten at a time. Nearly all of them end the same two ways:
 
 * the VM's host is being watched by host-reconnect (a live claim,
-  :mod:`one_hooks.claims`): the VM is left to it;
+  :mod:`one_hooks.recovery.claims`): the VM is left to it;
 * the VM's host is not MONITORED (it is still down): the VM is left to
   host-reconnect, which oned fires when the host returns.
 
@@ -32,7 +32,8 @@ import os
 import sys
 import time
 
-from . import claims, settings_cache
+from .recovery import claims
+from . import settings_cache
 from .oned import xmltree
 from .errors import EXIT_OK, OneHooksError
 from .logline import format_line, one_line

@@ -22,7 +22,7 @@ from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import PayloadError
 from one_hooks.hooks import handle
 from one_hooks.oned.payload import read_payload
-from one_hooks.ledger import Ledger
+from one_hooks.recovery.ledger import Ledger
 from one_hooks.sim.cloud import Cloud
 
 from .test_recovery import CloudDoor, FakeClock
@@ -270,4 +270,4 @@ def test_hook_path_does_not_import_pyone(conf: str) -> None:
     assert "one_hooks.oned.client" in imported and "one_hooks.oned.xmlparse" in imported  # it got that far
     assert not any(name == "pyone" or name.startswith("pyone.") for name in imported)
     # oned unreachable: the host state is unknown, so nothing more was loaded.
-    assert "one_hooks.recovery" not in imported and "one_hooks.node.gate" not in imported
+    assert "one_hooks.recovery.engine" not in imported and "one_hooks.node.gate" not in imported

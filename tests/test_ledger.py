@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from one_hooks.ledger import Ledger
+from one_hooks.recovery.ledger import Ledger
 
 
 def _one_hooks_process() -> "subprocess.Popen[bytes]":

@@ -256,7 +256,7 @@ def test_vm_hooks_leave_a_watched_host_to_host_reconnect(make_cloud) -> None:
     own); every VM still ends RUNNING, resumed once."""
     import time
 
-    from one_hooks.ledger import Ledger
+    from one_hooks.recovery.ledger import Ledger
 
     pace = Pace(boot=0.1, settle=4.0, settle_interval=0.3, deadline=5.0, retry_interval=0.3,
                 retry_delay=0.3, poll=0.2)

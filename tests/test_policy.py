@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from one_hooks.oned import xmlparse
 from one_hooks.oned.model import History, HistoryAction, Host, HostState, LcmState, Vm, VmState
-from one_hooks.policy import Action, Settings, decide, is_candidate, plan, tier_of
+from one_hooks.recovery.policy import Action, Settings, decide, is_candidate, plan, tier_of
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "recovery")
 

@@ -21,11 +21,11 @@ from one_hooks.errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedLocked, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.node.iscsi import Status, Verdict
-from one_hooks.ledger import Ledger
+from one_hooks.recovery.ledger import Ledger
 from one_hooks.oned.model import Host, Vm
-from one_hooks.policy import Settings
-from one_hooks.recovery import Engine, Timing
-from one_hooks.report import Outcome
+from one_hooks.recovery.policy import Settings
+from one_hooks.recovery.engine import Engine, Timing
+from one_hooks.recovery.report import Outcome
 from one_hooks.sim import xmlout
 from one_hooks.sim.cloud import Cloud
 from one_hooks.sim.faults import ACTION, LOCKED, NO_EXISTS, Refused

@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks import claims, settings_cache, triage
+from one_hooks.recovery import claims
+from one_hooks import settings_cache, triage
 from one_hooks.oned import xmlparse
 from one_hooks.errors import OneHooksError, PayloadError
 from one_hooks.logline import one_line

@@ -421,7 +421,7 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
     from . import REAL_LATENCY, xmlout
     from ..audit import Reporter
     from ..oned.client import Oned
-    from ..recovery import build_engine
+    from ..recovery.engine import build_engine
 
     p = lambda text: print(text, file=out, flush=True)  # noqa: E731
     config = stage.write_config(NORMAL, iscsi_check=False)

@@ -16,8 +16,8 @@ import enum
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .config import RecoverySection
-from .oned.model import HistoryAction, Host, HostState, LcmState, Vm, VmState
+from ..config import RecoverySection
+from ..oned.model import HistoryAction, Host, HostState, LcmState, Vm, VmState
 
 LOCK_LEVELS: Dict[int, str] = {1: "USE", 2: "MANAGE", 3: "ADMIN", 4: "ALL"}
 

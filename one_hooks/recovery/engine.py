@@ -4,9 +4,9 @@ The engine receives its doors as parameters: ``oned`` (anything with
 ``host_info``, ``vm_info``, ``vm_pool``, ``vm_action``, like
 :class:`one_hooks.oned.client.Oned`), ``gate`` (anything with
 ``wait_healthy(host_name)``, like :class:`one_hooks.node.gate.Gate`; ``None`` when
-``[iscsi] check = no``), a :class:`~one_hooks.ledger.Ledger`, a
+``[iscsi] check = no``), a :class:`~one_hooks.recovery.ledger.Ledger`, a
 :class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
-from :mod:`one_hooks.policy`; this module sequences them.
+from :mod:`one_hooks.recovery.policy`; this module sequences them.
 
 Order of a host's recovery:
 
@@ -40,11 +40,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .audit import Reporter
-from .config import Config
-from .errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
+from ..audit import Reporter
+from ..config import Config
+from ..errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
 from .ledger import Ledger
-from .oned.model import Host, HostState, LcmState, Vm, VmState
+from ..oned.model import Host, HostState, LcmState, Vm, VmState
 from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
 from .report import Outcome, Report, VmResult
 
@@ -515,12 +515,12 @@ def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any =
                  wall: Callable[[], float] = time.time) -> Engine:
     """An engine wired from the configuration; doors given as arguments win."""
     if oned is None:
-        from .oned.client import Oned
+        from ..oned.client import Oned
         oned = Oned.from_config(config.oned)
     state_dir = config.recovery.state_dir
     if gate is None and config.iscsi.check:
-        from .node.gate import Gate
-        from .node.runner import Node
+        from ..node.gate import Gate
+        from ..node.runner import Node
         gate = Gate(Node.from_config(config), config.iscsi, config.iscsiadm_argv(),
                     state_dir, clock=clock, sleep=sleep, wall=wall)
     r = config.recovery

@@ -15,7 +15,7 @@ keep a VM from being resumed twice:
 A record older than the episode window is stale: a later outage starts from
 zero. A record is removed once the VM is seen RUNNING.
 
-A third file, ``<state_dir>/watch/host-<ID>.claim`` (:mod:`one_hooks.claims`), says that a host-reconnect
+A third file, ``<state_dir>/watch/host-<ID>.claim`` (:mod:`one_hooks.recovery.claims`), says that a host-reconnect
 process is watching the host until a given time: VM hooks of that host then
 leave the VM to it instead of each starting a recovery of their own.
 """
@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import claims, fsio
-from .errors import ConfigError, LockBusy
+from . import claims
+from .. import fsio
+from ..errors import ConfigError, LockBusy
 
 
 @dataclass(frozen=True)

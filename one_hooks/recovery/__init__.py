@@ -1,0 +1,15 @@
+"""The recovery engine: which VMs an outage left down, in what order, and bringing them back.
+
+Owns ``policy`` (candidates, exclusions, priority tiers: pure rules, each with
+a reason a person can read), ``engine`` (carries out a plan through the
+doors: host locks, re-checks, the storage gate, bounded concurrency, retries,
+waits), ``ledger`` (host locks and resume attempts under ``[recovery]
+state_dir``), ``claims`` (host-reconnect's claim on a host it watches) and
+``report`` (what a run decided and did).
+
+May import: the doors (``oned/``, ``node/``) and the ground; ``cpu/`` is
+beside it in the same layer. Never the entry points.
+
+Must stay cheap: ``claims`` is loaded by the VM hooks' first look (stdlib
+only, no ``typing``), so this file imports nothing.
+"""
