@@ -88,7 +88,7 @@ def compile_package() -> None:
     python = production_python()
     subprocess.run([python, "-m", "compileall", "-q", os.path.join(REPO, "one_hooks")],
                    env=env, check=True, capture_output=True, timeout=300)
-    warm = ("import one_hooks.hooks, one_hooks.recovery.engine, one_hooks.node.gate, one_hooks.oned.client, "
+    warm = ("import one_hooks.hooks.entry, one_hooks.recovery.engine, one_hooks.node.gate, one_hooks.oned.client, "
             "one_hooks.install, one_hooks.cli, configobj, validate, lxml.etree\n"
             "try:\n    import pyone\nexcept ImportError:\n    pass\n")
     subprocess.run([python, "-c", warm], env=env, check=True, capture_output=True, timeout=300)
@@ -121,7 +121,7 @@ class BenchCloud:
         env = hook_env()
         env.update({"ONE_HOOKS_CONFIG": self.config, "ONE_XMLRPC": self.sim.endpoint,
                     "ONE_AUTH": self.auth_file,
-                    # the hooks' settings snapshot (one_hooks.settings_cache) goes with the cloud
+                    # the hooks' settings snapshot (one_hooks.hooks.settings_cache) goes with the cloud
                     "XDG_CACHE_HOME": os.path.join(self.dir, "cache")})
         self.env = env
         self.sim.set_hook_env(env)
@@ -213,7 +213,7 @@ class BenchCloud:
         They run in sessions of their own, outside the hooks' wait()ed-for
         process trees, so RUSAGE_CHILDREN never sees them: read /proc.
         """
-        from one_hooks.hooks import running_watchers
+        from one_hooks.hooks.entry import running_watchers
 
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0.0
@@ -228,7 +228,7 @@ class BenchCloud:
 
     def close(self) -> None:
         """Stop the settle watchers and the sim, remove the temp dir."""
-        from one_hooks.hooks import stop_watchers
+        from one_hooks.hooks.entry import stop_watchers
 
         stop_watchers(self.config)
         self.sim.stop()

@@ -9,7 +9,7 @@ that make up nearly all of an outage's VM events:
 * **host watched**: host-reconnect's settle watcher claims host 0; the hook
   leaves the VM to it without asking oned anything.
 
-Both are settled by the hook's first look (``one_hooks.triage``). The full
+Both are settled by the hook's first look (``one_hooks.hooks.triage``). The full
 hook (``python -m one_hooks hook vm-unknown``), which the first look hands
 anything else to, is timed on the host-down case as a reference. Compared,
 median of N runs each and interleaved so that machine noise hits all alike,
@@ -29,7 +29,7 @@ from cloud import REPO, BenchCloud, production_python
 from measure import Run, median, spawn_wait
 
 from one_hooks.recovery import claims
-from one_hooks.hooks import stop_watchers
+from one_hooks.hooks.entry import stop_watchers
 from one_hooks.sim import Latency
 
 PAYLOAD = os.path.join(REPO, "tests", "data", "fuzz", "vm-unknown-prev-running.b64")

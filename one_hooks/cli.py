@@ -22,7 +22,8 @@ from .errors import EXIT_USAGE, OneHooksError
 #: subcommand -> (module, one-line help). Order is the order of ``--help``.
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "simulate": ("one_hooks.sim.demo", "run a simulated cloud through a power outage and let the hooks heal it"),
-    "hook": ("one_hooks.hooks", "entry points oned's hook manager runs (host-reconnect, vm-unknown, vm-poweroff)"),
+    "hook": ("one_hooks.hooks.entry",
+             "entry points oned's hook manager runs (host-reconnect, vm-unknown, vm-poweroff)"),
     "recover": ("one_hooks.recover_cmd", "find VMs an outage left down, check storage, resume them in order"),
     "iscsi": ("one_hooks.iscsi_cmd", "check one host's iSCSI sessions the way the recovery gate does"),
     "cpu": ("one_hooks.cpu.cmd", "switch KVM guests to the host CPU, verify it, check live-migration safety"),

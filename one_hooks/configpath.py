@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`one_hooks.config` (whose option declarations need
 ``dataclasses`` and ``configobj``) because the hooks' first look
-(:mod:`one_hooks.triage`) needs these answers without paying for those imports.
+(:mod:`one_hooks.hooks.triage`) needs these answers without paying for those imports.
 """
 from __future__ import annotations
 

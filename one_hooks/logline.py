@@ -1,7 +1,7 @@
 """The shape of one audit line: control characters escaped, the log file's format.
 
 Shared by :mod:`one_hooks.audit` (the ``logging`` set-up of full runs) and the
-hooks' first look (:mod:`one_hooks.triage`, which appends its line itself to
+hooks' first look (:mod:`one_hooks.hooks.triage`, which appends its line itself to
 stay clear of ``logging``'s import cost), so both write the same lines.
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ _CACHE = tempfile.mkdtemp(prefix="one-hooks-test-cache-")
 
 
 def pytest_configure(config) -> None:  # noqa: ANN001 (pytest's hook signature)
-    """Hook processes leave their settings snapshot (one_hooks.settings_cache) in a
+    """Hook processes leave their settings snapshot (one_hooks.hooks.settings_cache) in a
     throw-away cache directory, not in the tester's ~/.cache."""
     os.environ["XDG_CACHE_HOME"] = _CACHE
 

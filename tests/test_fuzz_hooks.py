@@ -5,7 +5,7 @@ hook runs, oned may say otherwise, and a payload may be stale, replayed, sent
 to the wrong hook or simply wrong. Hypothesis forges payloads from the real
 recorded ones (IDs, states, previous states, last history host and action,
 lock, names) and feeds them to each of the three entry points
-(``hooks.handle``, the code behind ``one-hooks hook EVENT``), with the
+(``hooks.entry.handle``, the code behind ``one-hooks hook EVENT``), with the
 simulator's state machine behind the oned door (``CloudDoor`` of
 ``test_recovery``: the simulated oned's own XML through the real parser).
 
@@ -29,7 +29,7 @@ from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import OneHooksError
-from one_hooks.hooks import EVENTS, handle
+from one_hooks.hooks.entry import EVENTS, handle
 from one_hooks.sim.cloud import Cloud
 
 from .test_recovery import CloudDoor, FakeClock

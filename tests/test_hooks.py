@@ -1,6 +1,6 @@
 """hooks: the three entry points, from the real payloads oned sent.
 
-In-process tests drive :func:`one_hooks.hooks.handle` with the simulator's
+In-process tests drive :func:`one_hooks.hooks.entry.handle` with the simulator's
 state machine behind the oned door (see ``test_recovery``) and a fake clock.
 Process tests run ``python -m one_hooks hook ...`` as onehem does and check
 the exit code and the one line for every kind of bad payload.
@@ -20,7 +20,7 @@ from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import PayloadError
-from one_hooks.hooks import handle
+from one_hooks.hooks.entry import handle
 from one_hooks.oned.payload import read_payload
 from one_hooks.recovery.ledger import Ledger
 from one_hooks.sim.cloud import Cloud
@@ -233,7 +233,7 @@ def test_shims_run_the_entry_point(conf: str, tmp_path) -> None:
     for event in ("host-reconnect", "vm-unknown", "vm-poweroff"):
         text = open(os.path.join(shim_dir, event)).read()
         entry = f"-m one_hooks hook {event}" if event == "host-reconnect" else \
-            f"-m one_hooks.triage {event}"  # the VM hooks' first look, then the full hook
+            f"-m one_hooks.hooks.triage {event}"  # the VM hooks' first look, then the full hook
         assert "PYTHON=@PYTHON@" in text and entry in text
         shim = tmp_path / event
         shim.write_text(text.replace("@PYTHON@", sys.executable))

@@ -224,7 +224,7 @@ def test_bad_payloads_reach_nothing(make_cloud) -> None:
 def test_settle_window_runs_detached_and_recovers_late_candidates(make_cloud) -> None:
     """host-reconnect returns after its first pass (its onehem slot is free); the detached
     watcher recovers a VM that becomes a candidate later in the window."""
-    from one_hooks.hooks import running_watchers
+    from one_hooks.hooks.entry import running_watchers
     from one_hooks.oned.client import Oned
 
     pace = Pace(boot=0.1, settle=6.0, settle_interval=0.3, deadline=2.0, retry_interval=0.3,

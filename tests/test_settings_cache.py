@@ -9,8 +9,8 @@ from typing import Dict
 import pytest
 
 from one_hooks import config as config_mod
-from one_hooks import settings_cache
-from one_hooks.settings_cache import Settings
+from one_hooks.hooks import settings_cache
+from one_hooks.hooks.settings_cache import Settings
 
 
 def _setup(tmp_path: Path) -> Dict[str, str]:

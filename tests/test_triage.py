@@ -1,4 +1,4 @@
-"""The VM hooks' first look (one_hooks.triage): cheaper, never different.
+"""The VM hooks' first look (one_hooks.hooks.triage): cheaper, never different.
 
 It may settle an event only where the full hook would reach the same verdict;
 everything else (and every payload the full parser would refuse) goes to the
@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from one_hooks.recovery import claims
-from one_hooks import settings_cache, triage
+from one_hooks.hooks import settings_cache, triage
 from one_hooks.oned import xmlparse
 from one_hooks.errors import OneHooksError, PayloadError
 from one_hooks.logline import one_line
 from one_hooks.oned.model import HistoryAction, HostState, LcmState, Vm, VmState
-from one_hooks.triage import Unsure, VmFacts, left_to_host_hook, left_to_watcher, vm_facts
+from one_hooks.hooks.triage import Unsure, VmFacts, left_to_host_hook, left_to_watcher, vm_facts
 from tests.test_fuzz_mutations import mutants
 from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS, _hook_config
 
@@ -166,13 +166,13 @@ def _env(tmp: Path, config: Path) -> dict:
 
 def _shim(event: str, payload: bytes, env: dict,
           python: Optional[List[str]] = None) -> "subprocess.CompletedProcess[str]":
-    argv = python or [sys.executable, "-m", "one_hooks.triage"]
+    argv = python or [sys.executable, "-m", "one_hooks.hooks.triage"]
     return subprocess.run(argv + [event], input=payload, capture_output=True, timeout=60,
                           env=env, cwd=REPO)
 
 
 #: Runs the first look, then says which heavy modules the process had loaded.
-PROBE = ("import sys\nfrom one_hooks import triage\ncode = triage.main()\n"
+PROBE = ("import sys\nfrom one_hooks.hooks import triage\ncode = triage.main()\n"
          "heavy = sorted(m for m in ('lxml', 'configobj', 'logging', 'dataclasses', 'typing', "
          "'one_hooks.config', 'one_hooks.oned.model') if m in sys.modules)\n"
          "print('HEAVY', ' '.join(heavy) or '-', file=sys.stderr)\nsys.exit(code)\n")
@@ -274,7 +274,7 @@ def test_bad_payloads_still_get_the_full_hooks_one_line(tmp_path: Path, sim) -> 
 def test_the_installed_shims_run_the_first_look() -> None:
     for event in triage.EVENTS:
         text = (SHIMS / event).read_text()
-        assert f"-m one_hooks.triage {event} \"$@\"" in text
+        assert f"-m one_hooks.hooks.triage {event} \"$@\"" in text
 
 
 # --- the first look as an entry point, on 11,000 mutated payloads ---------------------

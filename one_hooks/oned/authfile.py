@@ -1,7 +1,7 @@
 """oned credentials: the ``user:password`` line of an auth file (``~/.one/one_auth``).
 
 A module of its own, importing nothing heavy, because every hook process that
-talks to oned reads it, including the hooks' first look (:mod:`one_hooks.triage`).
+talks to oned reads it, including the hooks' first look (:mod:`one_hooks.hooks.triage`).
 The secret never appears in an error message.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The hook payload as it arrives: base64 ``$TEMPLATE`` text, on stdin or as an argument.
 
-Both the hooks' first look (:mod:`one_hooks.triage`) and the full parser
+Both the hooks' first look (:mod:`one_hooks.hooks.triage`) and the full parser
 (:mod:`one_hooks.oned.xmlparse`) start here, so a payload is read and un-base64'd
 the same way whichever reads it. Only cheap modules are imported.
 

@@ -2,7 +2,7 @@
 
 Two readers on the hook path must not pay for lxml (about 20 ms of CPU per
 process): XML-RPC answers (:mod:`one_hooks.oned.wire`) and the VM hooks' first
-look at their payload (:mod:`one_hooks.triage`). Both read documents from
+look at their payload (:mod:`one_hooks.hooks.triage`). Both read documents from
 outside, so both get the same refusals here: no DOCTYPE, no entity
 declaration, no external entity, no parameter entities, and a depth cap
 (recursive readers stay far from Python's recursion limit; libxml2 has such a

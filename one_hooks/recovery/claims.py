@@ -4,7 +4,7 @@ A claim is ``<state_dir>/watch/host-<ID>.claim`` holding one line ``PID UNTIL``
 (``UNTIL`` in wall-clock seconds; plain text, because ``json`` would cost every
 VM hook the import of ``re``). The :class:`~one_hooks.recovery.ledger.Ledger` writes
 claims; VM hooks read them, most of them in the hook's first look
-(:mod:`one_hooks.triage`), before anything heavy is imported. So this module
+(:mod:`one_hooks.hooks.triage`), before anything heavy is imported. So this module
 imports only ``os``, and returns plain tuples.
 
 A claim counts only while its time is not over and its process is a live

@@ -125,7 +125,7 @@ class Stage:
 
     def wait_watchers(self, timeout: float) -> bool:
         """Wait for host-reconnect's detached settle watchers of this stage; False on timeout."""
-        from ..hooks import running_watchers
+        from ..hooks.entry import running_watchers
 
         deadline = time.monotonic() + timeout
         while running_watchers(self.conf):
@@ -136,7 +136,7 @@ class Stage:
 
     def stop_watchers(self) -> None:
         """End this stage's settle watchers (the demo is over, their window need not run out)."""
-        from ..hooks import stop_watchers
+        from ..hooks.entry import stop_watchers
 
         stop_watchers(self.conf)
 

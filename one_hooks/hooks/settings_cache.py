@@ -4,7 +4,7 @@ Reading the configuration properly (configobj, the validator, the declared
 options) costs a hook process about 30 ms of CPU, and an outage fires one VM
 hook per VM. So a full hook run, which has just loaded and validated the
 file, leaves a snapshot of the resolved values the first look
-(:mod:`one_hooks.triage`) uses, and the first look trusts it only while all of
+(:mod:`one_hooks.hooks.triage`) uses, and the first look trusts it only while all of
 this still holds:
 
 * the configuration file is the one that was read: same path, and the same
@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import os
 
-from . import __version__
-from .configpath import file_stamp, resolve_path
+from .. import __version__
+from ..configpath import file_stamp, resolve_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
     from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-    from .config import Config
+    from ..config import Config
 
 #: environment variables that take part in resolving the configuration
 RESOLVING_ENV = ("ONE_XMLRPC", "ONE_AUTH", "HOME")
@@ -137,7 +137,7 @@ def save(config: "Config", environ: "Mapping[str, str]") -> bool:
                 return False  # already there: no write per hook run
     except OSError:
         pass
-    from . import fsio  # the full path has it loaded already
+    from .. import fsio  # the full path has it loaded already
 
     try:
         fsio.make_dirs(os.path.dirname(target), 0o700)

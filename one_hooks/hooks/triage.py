@@ -9,11 +9,11 @@ onehem runs them ten at a time. Nearly all of them end the same two ways:
 * the VM's host is not MONITORED (it is still down): the VM is left to
   host-reconnect, which oned fires when the host returns.
 
-The full hook (:mod:`one_hooks.hooks`) reaches the same verdicts, but only
+The full hook (:mod:`one_hooks.hooks.entry`) reaches the same verdicts, but only
 after loading the configuration machinery, lxml, the model and the logger:
 about 60 ms of CPU per process, most of an outage's hook cost. This module
 reaches them with the stdlib's C parser (:mod:`one_hooks.oned.xmltree`), the settings snapshot
-(:mod:`one_hooks.settings_cache`) and at most one ``one.host.info`` call.
+(:mod:`one_hooks.hooks.settings_cache`) and at most one ``one.host.info`` call.
 
 It only ever says "left to ...", never acts on a VM. Whenever it is not
 sure (no valid snapshot, a payload the full parser might read differently,
@@ -23,7 +23,7 @@ the first look can make a hook cheaper, never reach another verdict. The
 full hook words these verdicts with the same functions (:func:`left_to_watcher`,
 :func:`left_to_host_hook`), after one line of context the first look leaves out.
 
-Run as ``python -m one_hooks.triage EVENT [TEMPLATE]`` (the installed
+Run as ``python -m one_hooks.hooks.triage EVENT [TEMPLATE]`` (the installed
 ``vm-unknown`` and ``vm-poweroff`` shims do).
 """
 from __future__ import annotations
@@ -32,12 +32,12 @@ import os
 import sys
 import time
 
-from .recovery import claims
+from ..recovery import claims
 from . import settings_cache
-from .oned import xmltree
-from .errors import EXIT_OK, OneHooksError
-from .logline import format_line, one_line
-from .oned.payload import int_field, read_payload, unbase64
+from ..oned import xmltree
+from ..errors import EXIT_OK, OneHooksError
+from ..logline import format_line, one_line
+from ..oned.payload import int_field, read_payload, unbase64
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
@@ -218,8 +218,8 @@ def may_be_left(event: str, vm: VmFacts) -> bool:
 def _host_info(settings: settings_cache.Settings, host_id: int) -> "Tuple[str, int]":
     """One ``one.host.info``; :class:`Unsure` on any error (the full hook retries properly)."""
     # Only this case pays for the socket module (and its enum import).
-    from .oned import wire
-    from .oned.authfile import read_auth
+    from ..oned import wire
+    from ..oned.authfile import read_auth
 
     target = wire.split_endpoint(settings.endpoint)
     if target is None:
@@ -269,7 +269,7 @@ def _log(settings: settings_cache.Settings, program: str, line: str) -> None:
 
 
 def main(argv: "Optional[Sequence[str]]" = None) -> int:
-    """``python -m one_hooks.triage EVENT [TEMPLATE]``: first look, else the full hook."""
+    """``python -m one_hooks.hooks.triage EVENT [TEMPLATE]``: first look, else the full hook."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in EVENTS or len(args) > 2 or any(a.startswith("-") for a in args):
         return _full_hook(args, None)
@@ -292,7 +292,7 @@ def main(argv: "Optional[Sequence[str]]" = None) -> int:
 
 def _full_hook(args: "List[str]", raw: "Optional[bytes]") -> int:
     """The full ``one-hooks hook`` with these arguments, on the payload already read."""
-    from .hooks import run_with_payload
+    from .entry import run_with_payload
 
     return run_with_payload(args, raw)
 

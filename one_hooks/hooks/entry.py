@@ -20,7 +20,7 @@ could not be recovered (``onehook retry`` may help), 2 bad input or config.
 
 This module is on the hook path: it must not import pyone (0.5 s of CPU for
 every VM event); the oned adapter it uses speaks XML-RPC with the stdlib.
-The VM shims reach it only through their first look (:mod:`one_hooks.triage`),
+The VM shims reach it only through their first look (:mod:`one_hooks.hooks.triage`),
 which settles most outage events without this module's imports and hands
 the rest here (:func:`run_with_payload`).
 """
@@ -33,17 +33,18 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
-from . import audit, settings_cache, triage
-from .recovery import claims
-from .audit import Reporter
-from .config import Config
-from .errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
-from .oned.model import HistoryAction, Host, LcmState, Resource, Vm, VmState
-from .oned.payload import read_payload
-from .oned.xmlparse import decode_payload, expect_resource
+from .. import audit
+from . import settings_cache, triage
+from ..recovery import claims
+from ..audit import Reporter
+from ..config import Config
+from ..errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
+from ..oned.model import HistoryAction, Host, LcmState, Resource, Vm, VmState
+from ..oned.payload import read_payload
+from ..oned.xmlparse import decode_payload, expect_resource
 
 if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
-    from .recovery.engine import Engine
+    from ..recovery.engine import Engine
 
 EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff")
 
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch-host", type=int, metavar="HOST_ID", default=None,
                         help="(host-reconnect) run only the settle window for this host; "
                              "host-reconnect starts this itself, detached, after its first pass")
-    # Set only in-process, by the first look (one_hooks.triage) that already read stdin.
+    # Set only in-process, by the first look (one_hooks.hooks.triage) that already read stdin.
     parser.set_defaults(payload=None)
     parser.epilog = ("exit codes: 0 done or nothing to do; 1 something could not be recovered "
                      "(onehook retry may help); 2 bad payload or configuration (nothing done).")
@@ -87,10 +88,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
 def run_with_payload(args: List[str], payload: Optional[bytes]) -> int:
     """``one-hooks hook ARGS`` on a payload the caller already read (None: read as usual).
 
-    The VM hooks' first look (:mod:`one_hooks.triage`) ends here when it
+    The VM hooks' first look (:mod:`one_hooks.hooks.triage`) ends here when it
     cannot settle an event itself.
     """
-    from .cli import main
+    from ..cli import main
 
     return main(["hook", *args], preset={"payload": payload} if payload is not None else None)
 
@@ -112,13 +113,13 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         if detach:
             # First of all, before the engine's imports: VM hooks of this host now leave
             # their VMs to us (and to the watcher after us) instead of asking oned.
-            from .recovery.ledger import Ledger
+            from ..recovery.ledger import Ledger
 
             Ledger(config.recovery.state_dir, wall=wall).claim_watch(
                 host.id, wall() + config.recovery.settle_seconds)
         out.line(f"host-reconnect: host {host.id} ({host.name}) is {host.state.name}, "
                  f"was {host.prev_state.name}")
-        from .recovery.engine import build_engine
+        from ..recovery.engine import build_engine
         with build_engine(config, out, oned=oned, gate=gate, who="host-reconnect",
                           settle=not detach, clock=clock, sleep=sleep, wall=wall) as engine:
             report = engine.recover_host(host.id, settle=not detach)
@@ -151,14 +152,14 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     # Most VM events of an outage end here (host still in ERROR): decide that with
     # one call, before building the engine, the gate and their imports.
     if oned is None:
-        from .oned.client import Oned
+        from ..oned.client import Oned
         oned = Oned.from_config(config.oned)
     host = oned.host_info(vm.host_id)
     line = triage.left_to_host_hook(event, facts, host.name, int(host.state))
     if line is not None:
         out.line(line)
         return EXIT_OK
-    from .recovery.engine import build_engine
+    from ..recovery.engine import build_engine
     with build_engine(config, out, oned=oned, gate=gate, who=event, clock=clock, sleep=sleep,
                       wall=wall) as engine:
         retry = event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN
@@ -183,7 +184,7 @@ def _spawner(config: Config) -> Callable[[List[str]], int]:
     """Starts the settle watcher detached; its stderr goes to the log file (if one)."""
     def spawn(argv: List[str]) -> int:
         # node (and subprocess) is imported only by the host hook that needs it.
-        from .node.runner import Runner
+        from ..node.runner import Runner
 
         log = config.log.file if config.log.file != "-" else ""
         try:
@@ -249,7 +250,7 @@ def _start_watcher(host: Host, config: Config, out: Reporter,
 
 def watch(host_id: int, config: Config, out: Reporter) -> int:
     """The detached settle window of host-reconnect (``--watch-host``)."""
-    from .recovery.engine import build_engine
+    from ..recovery.engine import build_engine
     with build_engine(config, out, who="host-reconnect-watch", settle=True) as engine:
         engine.ledger.claim_watch(host_id, time.time() + config.recovery.settle_seconds)
         try:
