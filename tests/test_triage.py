@@ -23,12 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from one_hooks.recovery import claims
-from one_hooks.hooks import settings_cache, triage
+from one_hooks.hooks import settings_cache, triage, verdicts
 from one_hooks.oned import xmlparse
 from one_hooks.errors import OneHooksError, PayloadError
 from one_hooks.logline import one_line
 from one_hooks.oned.model import HistoryAction, HostState, LcmState, Vm, VmState
-from one_hooks.hooks.triage import Unsure, VmFacts, left_to_host_hook, left_to_watcher, vm_facts
+from one_hooks.hooks.triage import Unsure, vm_facts
+from one_hooks.hooks.verdicts import VmFacts, left_to_host_hook, left_to_watcher
 from tests.test_fuzz_mutations import mutants
 from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS, _hook_config
 
@@ -37,11 +38,11 @@ SHIMS = REPO / "remotes" / "hooks" / "one-hooks"
 
 
 def test_its_numbers_are_opennebulas() -> None:
-    assert triage.VM_STATE_POWEROFF == VmState.POWEROFF
-    assert triage.LCM_BOOT_UNKNOWN == LcmState.BOOT_UNKNOWN
-    assert triage.HISTORY_ACTION_MONITOR == HistoryAction.MONITOR
-    assert triage.HOST_MONITORED == HostState.MONITORED
-    assert triage.HOST_STATE_NAMES == {int(m): m.name for m in HostState}
+    assert verdicts.VM_STATE_POWEROFF == VmState.POWEROFF
+    assert verdicts.LCM_BOOT_UNKNOWN == LcmState.BOOT_UNKNOWN
+    assert verdicts.HISTORY_ACTION_MONITOR == HistoryAction.MONITOR
+    assert verdicts.HOST_MONITORED == HostState.MONITORED
+    assert verdicts.HOST_STATE_NAMES == {int(m): m.name for m in HostState}
 
 
 # --- reading: the same facts as the full parser, or Unsure ------------------------

@@ -22,7 +22,7 @@ This module is on the hook path: it must not import pyone (0.5 s of CPU for
 every VM event); the oned adapter it uses speaks XML-RPC with the stdlib.
 The VM shims reach it only through their first look (:mod:`one_hooks.hooks.triage`),
 which settles most outage events without this module's imports and hands
-the rest here (:func:`run_with_payload`).
+the rest here (``one-hooks hook`` in its own process, with the payload it read).
 """
 from __future__ import annotations
 
@@ -34,14 +34,14 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
 from .. import audit
-from . import settings_cache, triage
-from ..recovery import claims
 from ..audit import Reporter
 from ..config import Config
 from ..errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
 from ..oned.model import HistoryAction, Host, LcmState, Resource, Vm, VmState
 from ..oned.payload import read_payload
 from ..oned.xmlparse import decode_payload, expect_resource
+from ..recovery import claims
+from . import settings_cache, verdicts
 
 if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
     from ..recovery.engine import Engine
@@ -83,17 +83,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
         # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
         out.error(f"{args.event}: {exc}")
         return exc.exit_code
-
-
-def run_with_payload(args: List[str], payload: Optional[bytes]) -> int:
-    """``one-hooks hook ARGS`` on a payload the caller already read (None: read as usual).
-
-    The VM hooks' first look (:mod:`one_hooks.hooks.triage`) ends here when it
-    cannot settle an event itself.
-    """
-    from ..cli import main
-
-    return main(["hook", *args], preset={"payload": payload} if payload is not None else None)
 
 
 def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, *,
@@ -141,10 +130,10 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         out.line(f"{event}: VM {vm.id}: never deployed, nothing to do")
         return EXIT_OK
     # At power-back, host-reconnect watches the host: one process for the host's VMs
-    # instead of one recovery per VM event. The verdicts are the first look's own.
+    # instead of one recovery per VM event. The verdicts are the first look's (hooks.verdicts).
     facts = _facts(vm)
     now = wall()
-    line = triage.left_to_watcher(event, facts, now, config.recovery.settle_interval,
+    line = verdicts.left_to_watcher(event, facts, now, config.recovery.settle_interval,
                                   claims.live_claim(config.recovery.state_dir, vm.host_id, now))
     if line is not None:
         out.line(line)
@@ -155,7 +144,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         from ..oned.client import Oned
         oned = Oned.from_config(config.oned)
     host = oned.host_info(vm.host_id)
-    line = triage.left_to_host_hook(event, facts, host.name, int(host.state))
+    line = verdicts.left_to_host_hook(event, facts, host.name, int(host.state))
     if line is not None:
         out.line(line)
         return EXIT_OK
@@ -279,9 +268,9 @@ def _wait_for_retry(vm: Vm, engine: Engine, out: Reporter,
     return True
 
 
-def _facts(vm: Vm) -> "triage.VmFacts":
+def _facts(vm: Vm) -> "verdicts.VmFacts":
     """What the first look's verdicts read of a VM."""
-    return triage.VmFacts(vm.id, vm.name, int(vm.state), int(vm.lcm_state), int(vm.prev_lcm_state),
+    return verdicts.VmFacts(vm.id, vm.name, int(vm.state), int(vm.lcm_state), int(vm.prev_lcm_state),
                           vm.host_id, vm.hostname, int(vm.history.action) if vm.history else 0)
 
 

@@ -20,8 +20,10 @@ sure (no valid snapshot, a payload the full parser might read differently,
 a MONITORED host, an oned error, a log it cannot write) it hands the
 payload it read to the full hook, which decides everything from scratch:
 the first look can make a hook cheaper, never reach another verdict. The
-full hook words these verdicts with the same functions (:func:`left_to_watcher`,
-:func:`left_to_host_hook`), after one line of context the first look leaves out.
+verdicts themselves are :mod:`one_hooks.hooks.verdicts`: the full hook words
+them with the same functions, after one line of context the first look
+leaves out. The hand-over runs ``one-hooks hook`` in this process
+(:func:`one_hooks.cli.main`, given the payload already read from stdin).
 
 Run as ``python -m one_hooks.hooks.triage EVENT [TEMPLATE]`` (the installed
 ``vm-unknown`` and ``vm-poweroff`` shims do).
@@ -32,29 +34,19 @@ import os
 import sys
 import time
 
-from ..recovery import claims
-from . import settings_cache
-from ..oned import xmltree
 from ..errors import EXIT_OK, OneHooksError
 from ..logline import format_line, one_line
+from ..oned import xmltree
 from ..oned.payload import int_field, read_payload, unbase64
+from ..recovery import claims
+from . import settings_cache
+from .verdicts import VmFacts, left_to_host_hook, left_to_watcher, may_be_left
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
     from typing import Callable, List, Optional, Sequence, Tuple
 
 EVENTS = ("vm-unknown", "vm-poweroff")
-
-# OpenNebula's numbers this module decides on (the tests hold them equal to
-# the enums of one_hooks.oned.model, which this module must not import).
-VM_STATE_POWEROFF = 8
-LCM_BOOT_UNKNOWN = 19
-HISTORY_ACTION_MONITOR = 44
-HOST_MONITORED = 2
-HOST_STATE_NAMES = {
-    0: "INIT", 1: "MONITORING_MONITORED", 2: "MONITORED", 3: "ERROR", 4: "DISABLED",
-    5: "MONITORING_ERROR", 6: "MONITORING_INIT", 7: "MONITORING_DISABLED", 8: "OFFLINE",
-}
 
 #: The first look's one call waits at most this long (or ``[oned] timeout`` if
 #: shorter): when oned is hung or swamped, the full hook asks again with the
@@ -102,24 +94,6 @@ def _int(node: xmltree.Element, tag: str, default: "Optional[int]" = None) -> in
         raise Unsure(f"missing {tag}") from None
     except ValueError:
         raise Unsure(f"{tag} is not an integer") from None
-
-
-class VmFacts:
-    """What the first look reads of a ``<VM>`` payload."""
-
-    __slots__ = ("id", "name", "state", "lcm_state", "prev_lcm_state", "host_id", "hostname",
-                 "action")
-
-    def __init__(self, id: int, name: str, state: int, lcm_state: int, prev_lcm_state: int,
-                 host_id: "Optional[int]", hostname: str, action: int) -> None:
-        self.id = id
-        self.name = name
-        self.state = state
-        self.lcm_state = lcm_state
-        self.prev_lcm_state = prev_lcm_state
-        self.host_id = host_id
-        self.hostname = hostname
-        self.action = action
 
 
 def vm_facts(xml: bytes) -> VmFacts:
@@ -170,46 +144,6 @@ def host_facts(xml: bytes) -> "Tuple[str, int]":
 
 
 # --- decide (pure) ------------------------------------------------------------
-
-
-def left_to_watcher(event: str, vm: VmFacts, now: float, settle_interval: float,
-                    claim: "Optional[Tuple[int, float]]") -> "Optional[str]":
-    """The line saying the VM is left to the host's watcher, or None (look further).
-
-    As the full hook: a ``vm-poweroff`` the monitor did not cause, a VM never
-    deployed and a failed deploy's retry (``PREV_LCM_STATE=BOOT_UNKNOWN``)
-    are not the watcher's; a claim ending within one look is not trusted.
-    """
-    if not may_be_left(event, vm) or vm.prev_lcm_state == LCM_BOOT_UNKNOWN or claim is None:
-        return None
-    pid, until = claim
-    if until <= now + settle_interval:
-        return None
-    return (f"{event}: VM {vm.id} ({vm.name}): host-reconnect (pid {pid}) watches host "
-            f"{vm.hostname or vm.host_id} for {until - now:.0f} s more: left to it")
-
-
-def left_to_host_hook(event: str, vm: VmFacts, host_name: str, host_state: int) -> "Optional[str]":
-    """The line saying the VM waits for host-reconnect (host not MONITORED), or None."""
-    if not may_be_left(event, vm) or host_state == HOST_MONITORED:
-        return None
-    state = HOST_STATE_NAMES.get(host_state, f"UNKNOWN_{host_state}")
-    return f"{event}: VM {vm.id} ({vm.name}): host {host_name} is {state}: left to host-reconnect"
-
-
-def may_be_left(event: str, vm: VmFacts) -> bool:
-    """Whether the VM is one host-reconnect may take over at all.
-
-    Not a VM never deployed, nor a ``vm-poweroff`` the monitor did not cause
-    (the full hook says "nothing to do" for those). A failed deploy's retry
-    (``PREV_LCM_STATE=BOOT_UNKNOWN``) may be: it is not left to a watcher,
-    but it waits for host-reconnect while its host is down.
-    """
-    if vm.host_id is None:
-        return False
-    if event == "vm-poweroff":
-        return vm.state == VM_STATE_POWEROFF and vm.action == HISTORY_ACTION_MONITOR
-    return True
 
 
 # --- act ----------------------------------------------------------------------
@@ -291,10 +225,14 @@ def main(argv: "Optional[Sequence[str]]" = None) -> int:
 
 
 def _full_hook(args: "List[str]", raw: "Optional[bytes]") -> int:
-    """The full ``one-hooks hook`` with these arguments, on the payload already read."""
-    from .entry import run_with_payload
+    """``one-hooks hook ARGS`` in this process, on the payload already read (None: it reads stdin).
 
-    return run_with_payload(args, raw)
+    Through the command line, so the full hook parses its arguments, loads
+    the configuration and reports errors exactly as when oned runs it.
+    """
+    from ..cli import main
+
+    return main(["hook", *args], preset={"payload": raw} if raw is not None else None)
 
 
 if __name__ == "__main__":
