@@ -24,10 +24,10 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "simulate": ("one_hooks.sim.demo", "run a simulated cloud through a power outage and let the hooks heal it"),
     "hook": ("one_hooks.hooks.entry",
              "entry points oned's hook manager runs (host-reconnect, vm-unknown, vm-poweroff)"),
-    "recover": ("one_hooks.recover_cmd", "find VMs an outage left down, check storage, resume them in order"),
-    "iscsi": ("one_hooks.iscsi_cmd", "check one host's iSCSI sessions the way the recovery gate does"),
-    "cpu": ("one_hooks.cpu.cmd", "switch KVM guests to the host CPU, verify it, check live-migration safety"),
-    "config": ("one_hooks.config_cmd", "show the configuration reference, the defaults, or check a file"),
+    "recover": ("one_hooks.commands.recover", "find VMs an outage left down, check storage, resume them in order"),
+    "iscsi": ("one_hooks.commands.iscsi", "check one host's iSCSI sessions the way the recovery gate does"),
+    "cpu": ("one_hooks.commands.cpu", "switch KVM guests to the host CPU, verify it, check live-migration safety"),
+    "config": ("one_hooks.commands.config", "show the configuration reference, the defaults, or check a file"),
 }
 
 EPILOG = """\

@@ -184,7 +184,8 @@ def test_check_migration_cli(sim, api_cfg, capsys) -> None:
 
 
 def test_verify_checks_the_mode_the_driver_file_is_in(tmp_path: Path) -> None:
-    from one_hooks.cpu import cmd, conf_patch
+    from one_hooks.commands import cpu as cmd
+    from one_hooks.cpu import conf_patch
 
     conf = tmp_path / "vmm_exec_kvm.conf"
     shutil.copy(DATA / "6.8.3.conf", conf)

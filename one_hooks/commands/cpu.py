@@ -19,7 +19,7 @@ from typing import Callable, List, Optional
 
 from ..config import Config
 from ..errors import EXIT_FAILED, EXIT_OK, UsageError
-from . import conf_patch, migration, scope as scope_mod, verify as verify_mod, wrapper as wrapper_mod
+from ..cpu import conf_patch, migration, scope as scope_mod, verify as verify_mod, wrapper as wrapper_mod
 
 DEFAULT_REMOTES = wrapper_mod.FRONTEND_REMOTES
 RESTART_ONED = ["systemctl", "restart", "opennebula"]

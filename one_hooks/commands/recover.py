@@ -17,12 +17,12 @@ import json
 import sys
 from typing import List
 
-from . import audit
-from .audit import Reporter
-from .config import Config
-from .errors import OnedNotFound, UsageError
-from .oned.model import Host, HostState
-from .recovery.engine import build_engine
+from .. import audit
+from ..audit import Reporter
+from ..config import Config
+from ..errors import OnedNotFound, UsageError
+from ..oned.model import Host, HostState
+from ..recovery.engine import build_engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

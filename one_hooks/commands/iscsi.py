@@ -14,10 +14,10 @@ import argparse
 import dataclasses
 import json
 
-from .config import Config
-from .errors import EXIT_FAILED, EXIT_OK
-from .node.gate import Gate, describe
-from .node.runner import Node
+from ..config import Config
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..node.gate import Gate, describe
+from ..node.runner import Node
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     gate = Gate(Node.from_config(config), section, config.iscsiadm_argv(), config.recovery.state_dir)
     host = args.host
     if host.isdigit() and not args.name:
-        from .oned.client import Oned  # only here: a check by NAME needs no oned at all
+        from ..oned.client import Oned  # only here: a check by NAME needs no oned at all
 
         host = Oned.from_config(config.oned).find_host(host).name
         if not args.json:

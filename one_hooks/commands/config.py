@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import config as config_mod
-from .config import Config
+from .. import config as config_mod
+from ..config import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
