@@ -89,7 +89,7 @@ def compile_package() -> None:
     subprocess.run([python, "-m", "compileall", "-q", os.path.join(REPO, "one_hooks")],
                    env=env, check=True, capture_output=True, timeout=300)
     warm = ("import one_hooks.hooks.entry, one_hooks.recovery.engine, one_hooks.node.gate, one_hooks.oned.client, "
-            "one_hooks.install, one_hooks.cli, configobj, validate, lxml.etree\n"
+            "one_hooks.install.main, one_hooks.cli, configobj, validate, lxml.etree\n"
             "try:\n    import pyone\nexcept ImportError:\n    pass\n")
     subprocess.run([python, "-c", warm], env=env, check=True, capture_output=True, timeout=300)
 

@@ -18,7 +18,7 @@ from typing import Dict, Iterator, List, Sequence
 
 import pytest
 
-from one_hooks.hook_templates import HOOKS
+from one_hooks.install.hook_templates import HOOKS
 from one_hooks.oned.model import LcmState, VmState
 from one_hooks.sim import NO_LATENCY
 from one_hooks.sim.demo import Pace, Stage

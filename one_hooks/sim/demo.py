@@ -80,8 +80,8 @@ class Stage:
 
     def install_shims(self, python: str = sys.executable) -> None:
         """Copy the shipped shims under ``remotes/hooks/one-hooks`` with the interpreter filled in."""
-        from ..hook_templates import SHIM_DIR
-        from ..install import render_shim, shipped_remotes
+        from ..install.main import render_shim, shipped_remotes
+        from ..install.hook_templates import SHIM_DIR
 
         source = os.path.join(shipped_remotes(), "hooks", SHIM_DIR)
         target = os.path.join(self.remotes, "hooks", SHIM_DIR)
@@ -154,7 +154,7 @@ class Stage:
 
     def register_hooks(self, sim: "SimOned", config: Config) -> List[int]:
         """Register the three hooks as one-hooks-install would."""
-        from ..hook_templates import HOOKS, allocate_text
+        from ..install.hook_templates import HOOKS, allocate_text
 
         return [sim.add_hook(allocate_text(spec, config)) for spec in HOOKS]  # type: ignore[attr-defined]
 

@@ -33,15 +33,15 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, fsio
-from . import config as config_mod
-from . import configpath
-from .cpu import wrapper as wrapper_mod
+from .. import __version__, fsio
+from .. import config as config_mod
+from .. import configpath
+from ..audit import Reporter
+from ..cli import run_guarded
+from ..config import Config
+from ..cpu import wrapper as wrapper_mod
+from ..errors import ConfigError, InstallError, OneHooksError, UsageError
 from . import hook_templates as ht
-from .audit import Reporter
-from .cli import run_guarded
-from .config import Config
-from .errors import ConfigError, InstallError, OneHooksError, UsageError
 
 PROGRAM = "one-hooks-install"
 DEFAULT_REMOTES = wrapper_mod.FRONTEND_REMOTES
@@ -61,8 +61,9 @@ def shipped_remotes() -> str:
     """The remotes tree shipped with the package (a source checkout, or data_files)."""
     import site
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.join(os.path.dirname(here), "remotes")]
+    # one_hooks/install/main.py -> the directory holding one_hooks (a checkout's root)
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = [os.path.join(checkout, "remotes")]
     for prefix in (sys.prefix, getattr(site, "USER_BASE", "") or "", sys.base_prefix, "/usr/local", "/usr"):
         if prefix:
             candidates.append(os.path.join(prefix, SHARE_REMOTES))
@@ -166,7 +167,7 @@ def wrapper_settings(layout: Layout, config: Config) -> bytes:
     Once the switch points EMULATOR at the wrapper, the conf no longer names
     the real emulator: the installed settings keep it, so a re-install is stable.
     """
-    from .cpu import conf_patch
+    from ..cpu import conf_patch
 
     installed = wrapper_mod.installed_settings(layout.fs(layout.remotes))
     if config.cpu.emulator or installed is None:
@@ -462,7 +463,7 @@ def wrapper_node_path(ctx: Context) -> str:
 
 def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
     """Step 5: the host-CPU switch in ``[cpu] conf``. True if oned must re-read that file."""
-    from .cpu import conf_patch
+    from ..cpu import conf_patch
 
     mode = ctx.args.cpu_host
     conf_real = ctx.config.cpu.conf
@@ -583,7 +584,7 @@ def _remove_config(ctx: Context, record: Dict[str, str]) -> None:
 
 def cpu_revert(ctx: Context, manifest: Manifest) -> None:
     """Undo the CPU switch recorded in the manifest (the file comes back from its backup)."""
-    from .cpu import conf_patch
+    from ..cpu import conf_patch
 
     conf_real = str(manifest.cpu.get("conf") or ctx.config.cpu.conf)
     conf = ctx.layout.fs(conf_real)
@@ -621,7 +622,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_oned(config: Config) -> Any:
-    from .oned.client import Oned
+    from ..oned.client import Oned
 
     return Oned.from_config(config.oned)
 
@@ -654,7 +655,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
         oned_factory: Optional[Callable[[Config], Any]] = None, runner: Any = None,
         environ: Optional[Dict[str, str]] = None) -> int:
     """Carry out what the options ask. Doors (oned, subprocesses) may be passed in."""
-    from .node.runner import Runner
+    from ..node.runner import Runner
 
     reporter = reporter or Reporter()
     if args.dry_run and args.check:
@@ -683,7 +684,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
         ctx.extra_lines.append(f"note: hooks read {configpath.DEFAULT_PATH} (or $ONE_HOOKS_CONFIG in "
                                f"oned's environment), not {args.config}")
     if args.check:
-        from .install_check import check  # the --check code lives in its own module
+        from .check import check  # the --check code lives in its own module
 
         return check(ctx, config_problem)
     if args.uninstall:
@@ -695,7 +696,7 @@ def _log_to(path: str, reporter: Reporter) -> None:
     """Keep the installer's lines in the one-hooks log when its directory exists."""
     import logging
 
-    from . import audit
+    from .. import audit
 
     if path != "-" and os.path.isdir(os.path.dirname(path)) and os.access(os.path.dirname(path), os.W_OK):
         reporter.logger = audit.setup(dataclasses.replace(config_mod.LogSection(), file=path), PROGRAM)

@@ -45,8 +45,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .config import Config
-from .oned.model import Hook
+from ..config import Config
+from ..oned.model import Hook
 
 #: Seconds added to every TIMEOUT: process start, oned round trips, logging.
 TIMEOUT_MARGIN = 60
@@ -149,7 +149,7 @@ def stored_form(spec: HookSpec, config: Config) -> Dict[str, str]:
 
 def render(attrs: List[Tuple[str, str]]) -> str:
     """OpenNebula template text: one ``KEY = "value"`` line per attribute."""
-    from .oned.template import format_value  # the project's one template grammar
+    from ..oned.template import format_value  # the project's one template grammar
 
     width = max(len(k) for k, _ in attrs)
     return "".join(f"{k.ljust(width)} = {format_value(v)}\n" for k, v in attrs)

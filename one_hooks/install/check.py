@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import __version__, fsio
+from .. import __version__, fsio
+from ..audit import Reporter
+from ..errors import NodeUnreachable, OneHooksError
 from . import hook_templates as ht
-from .audit import Reporter
-from .errors import NodeUnreachable, OneHooksError
-from .install import (
+from .main import (
     ONEADMIN, Context, FileSpec, Manifest, oneadmin_ids, sha256, shim_python, shipped_remotes, unroot,
     wanted_files, wrapper_node_path,
 )
@@ -98,7 +98,7 @@ def _check_files(ctx: Context, found: Findings, specs: Sequence[FileSpec]) -> No
 
 def _check_python(ctx: Context, found: Findings, python: str) -> None:
     """The shims' interpreter must run and import this version of one_hooks."""
-    from .node.runner import first_line
+    from ..node.runner import first_line
 
     try:
         result = ctx.runner.run([python, "-m", "one_hooks", "--version"], timeout=60.0, ok_codes=range(256))
@@ -117,7 +117,7 @@ def _check_python(ctx: Context, found: Findings, python: str) -> None:
 
 def _check_cpu(ctx: Context, found: Findings, record: Dict[str, Any]) -> None:
     """The CPU switch the installation made is still in the driver config."""
-    from .cpu import conf_patch
+    from ..cpu import conf_patch
 
     conf_real = str(record.get("conf") or ctx.config.cpu.conf)
     try:
@@ -164,8 +164,8 @@ def _check_oned(ctx: Context, found: Findings) -> List[Any]:
 
 def _check_nodes(ctx: Context, found: Findings, specs: Sequence[FileSpec], hosts: Sequence[Any]) -> None:
     """Each monitored node: its copy of the remotes matches ours, sudo allows iscsiadm."""
-    from .oned.model import HostState
-    from .node.runner import Node
+    from ..oned.model import HostState
+    from ..node.runner import Node
 
     node = Node.from_config(ctx.config, ctx.runner)
     remote = {os.path.join(ctx.layout.node_remotes, os.path.relpath(s.path, ctx.layout.remotes)): s
