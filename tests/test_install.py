@@ -18,8 +18,10 @@ import pytest
 
 from one_hooks import config as config_mod
 from one_hooks.install import check as install_check
+from one_hooks.install import files
 from one_hooks.install import hook_templates as ht
 from one_hooks.install import main as install
+from one_hooks.install.context import MANIFEST_NAME
 from one_hooks.oned import template, xmlparse
 from one_hooks.config import Config
 from one_hooks.oned.model import Hook
@@ -125,14 +127,14 @@ printf '%s\\n' "$PYTHON"
 
 def test_render_shim_replaces_only_the_assignment(tmp_path: Path) -> None:
     python = str(tmp_path / "dir with space" / "py'thon")
-    rendered = install.render_shim(SHIM, python)
+    rendered = files.render_shim(SHIM, python)
     assert rendered.count(b"@PYTHON@") == 1  # the fallback test is kept as written
     shim = tmp_path / "shim"
     shim.write_bytes(rendered)
     out = subprocess.run(["sh", str(shim)], capture_output=True, timeout=10, check=True).stdout
     assert out.decode().strip() == python
-    assert install.shim_python(rendered) == python
-    assert install.shim_python(SHIM) is None
+    assert files.shim_python(rendered) == python
+    assert files.shim_python(SHIM) is None
     unreplaced = tmp_path / "raw"
     unreplaced.write_bytes(SHIM)
     out = subprocess.run(["sh", str(unreplaced)], capture_output=True, timeout=10, check=True).stdout
@@ -151,7 +153,7 @@ def test_sudo_list_argv() -> None:
 
 
 def test_shipped_remotes_holds_the_shim_dir() -> None:
-    source = install.shipped_remotes()
+    source = files.shipped_remotes()
     assert os.path.isdir(os.path.join(source, "hooks", "one-hooks"))
 
 
@@ -248,10 +250,10 @@ def test_fresh_install(site: Site) -> None:
     for shim in ("host-reconnect", "vm-unknown", "vm-poweroff"):
         path = site.remotes / "hooks" / "one-hooks" / shim
         assert stat.S_IMODE(path.stat().st_mode) == 0o755
-        assert install.shim_python(path.read_bytes()) == sys.executable
+        assert files.shim_python(path.read_bytes()) == sys.executable
     conf = site.root / "etc" / "one" / "one-hooks.conf"
     assert conf.read_text() == config_mod.default_file_text()
-    manifest = json_of(site.root / "var/lib/one/one-hooks" / install.MANIFEST_NAME)
+    manifest = json_of(site.root / "var/lib/one/one-hooks" / MANIFEST_NAME)
     assert set(manifest["files"]) >= {f"/{REMOTES}/hooks/one-hooks/vm-unknown"}
     ours = site.ours()
     assert set(ours) == set(ht.NAMES)
@@ -481,8 +483,8 @@ def _chmod_shim(s: Site) -> None:
 
 def _bad_python(s: Site) -> None:
     for shim in (s.remotes / "hooks/one-hooks").iterdir():
-        shim.write_bytes(install.render_shim(
-            (Path(install.shipped_remotes()) / "hooks/one-hooks" / shim.name).read_bytes(), "/nonexistent/python3"))
+        shim.write_bytes(files.render_shim(
+            (Path(files.shipped_remotes()) / "hooks/one-hooks" / shim.name).read_bytes(), "/nonexistent/python3"))
 
 
 def _delete_hook(s: Site) -> None:
@@ -516,7 +518,7 @@ def _sudo_refused(s: Site) -> None:
 
 
 def _no_manifest(s: Site) -> None:
-    (s.root / "var/lib/one/one-hooks" / install.MANIFEST_NAME).unlink()
+    (s.root / "var/lib/one/one-hooks" / MANIFEST_NAME).unlink()
 
 
 @pytest.mark.parametrize("breakage, expected", [

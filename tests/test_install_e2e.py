@@ -23,6 +23,7 @@ from typing import Dict, List
 import pytest
 
 import one_hooks.sim
+from one_hooks.install import files
 from one_hooks.install import hook_templates as ht
 from one_hooks.install import main as install
 from one_hooks.audit import Reporter
@@ -82,7 +83,7 @@ def test_outage_healed_through_the_installed_shims(make_sim, tmp_path: Path) -> 
     code, out, err = run_installer(["--remotes", str(remotes), "--config", str(conf)], env)
     assert code == 0, out + err
     shim = remotes / "hooks" / "one-hooks" / "host-reconnect"
-    assert install.shim_python(shim.read_bytes()) == sys.executable
+    assert files.shim_python(shim.read_bytes()) == sys.executable
 
     hosts = [sim.add_host(f"node-{i}") for i in (1, 2)]
     vms = [sim.add_vm(f"vm-{h}-{j}", h) for h in hosts for j in range(3)]

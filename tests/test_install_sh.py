@@ -76,7 +76,7 @@ def test_real_install_carries_the_shims(venv: Path) -> None:
     wrapper = venv / "share" / "one-hooks" / "remotes" / "vmm" / "kvm" / "one-hooks-qemu"
     assert wrapper.read_bytes() == (REPO / "remotes" / "vmm" / "kvm" / "one-hooks-qemu").read_bytes()
     found = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "from one_hooks.install import main; print(main.shipped_remotes())"],
+                            "from one_hooks.install import files; print(files.shipped_remotes())"],
                            capture_output=True, text=True, timeout=60, cwd="/", check=True)
     assert found.stdout.strip() == str(venv / "share" / "one-hooks" / "remotes")
 

@@ -117,7 +117,7 @@ def enable(args: argparse.Namespace, config: Config, make_oned: Callable[[], obj
             print(f"would install {wrapper_mod.wrapper_path(args.remotes)} (QEMU={':'.join(settings.qemu)}, "
                   f"CPU={settings.cpu})")
         else:
-            from ..install.main import oneadmin_ids  # as one-hooks-install does: oneadmin's files when root
+            from ..install.context import oneadmin_ids  # as one-hooks-install does: oneadmin's files when root
 
             for path in wrapper_mod.install(args.remotes, settings, *(oneadmin_ids() or (None, None))):
                 print(f"installed {path}")

@@ -16,10 +16,10 @@ from .. import __version__, fsio
 from ..audit import Reporter
 from ..errors import NodeUnreachable, OneHooksError
 from . import hook_templates as ht
-from .main import (
-    ONEADMIN, Context, FileSpec, Manifest, oneadmin_ids, sha256, shim_python, shipped_remotes, unroot,
-    wanted_files, wrapper_node_path,
-)
+from .context import ONEADMIN, Context, oneadmin_ids, unroot
+from .cpu_switch import wrapper_node_path
+from .files import FileSpec, sha256, shim_python, shipped_remotes, wanted_files
+from .manifest import Manifest
 
 
 class Findings:

@@ -80,7 +80,7 @@ class Stage:
 
     def install_shims(self, python: str = sys.executable) -> None:
         """Copy the shipped shims under ``remotes/hooks/one-hooks`` with the interpreter filled in."""
-        from ..install.main import render_shim, shipped_remotes
+        from ..install.files import render_shim, shipped_remotes
         from ..install.hook_templates import SHIM_DIR
 
         source = os.path.join(shipped_remotes(), "hooks", SHIM_DIR)
