@@ -29,7 +29,8 @@ if REPO not in sys.path:
 
 from one_hooks import sim as sim_pkg  # noqa: E402
 from one_hooks.oned.model import LcmState, VmState  # noqa: E402
-from one_hooks.sim import Latency, SimOned  # noqa: E402
+from one_hooks.sim.oned import SimOned  # noqa: E402
+from one_hooks.sim.server import Latency  # noqa: E402
 
 STANDIN = os.path.join(os.path.dirname(sim_pkg.__file__), "node_standin")
 

@@ -34,7 +34,7 @@ from startup import run_startup  # noqa: E402
 from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm  # noqa: E402
 from wrapper import run_wrapper  # noqa: E402
 
-from one_hooks.sim import REAL_LATENCY  # noqa: E402
+from one_hooks.sim.oned import REAL_LATENCY  # noqa: E402
 
 #: A VM boots (BOOT_* -> RUNNING) this long after its resume is accepted.
 BOOT_SECONDS = 1.0

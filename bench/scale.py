@@ -36,7 +36,7 @@ from cloud import BenchCloud
 from measure import median, spawn_wait
 from storm import lower_bound
 
-from one_hooks.sim import Latency
+from one_hooks.sim.server import Latency
 
 #: Fixed, so the number of hook processes stays the same and only the cloud grows.
 HOSTS = 10

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional
 from cloud import BenchCloud, production_python
 
 from one_hooks import config as config_mod
-from one_hooks.sim import Latency
+from one_hooks.sim.server import Latency
 
 #: onehem runs at most this many hooks at once (DESIGN.md section 2).
 ONEHEM_PARALLEL = 10

@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from one_hooks.sim import NO_LATENCY, SimOned
+from one_hooks.sim.oned import SimOned
+from one_hooks.sim.server import NO_LATENCY
 
 
 class SimHandle:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from one_hooks.oned.model import LcmState, VmState
-from one_hooks.sim import INTERNAL
+from one_hooks.sim.faults import INTERNAL
 
 REPO = Path(__file__).resolve().parent.parent
 

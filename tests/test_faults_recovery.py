@@ -33,7 +33,9 @@ import pytest
 from one_hooks import sim as sim_pkg
 from one_hooks.cli import main
 from one_hooks.oned.model import LcmState, VmState
-from one_hooks.sim import INTERNAL, NO_LATENCY, SimOned
+from one_hooks.sim.faults import INTERNAL
+from one_hooks.sim.oned import SimOned
+from one_hooks.sim.server import NO_LATENCY
 
 STANDIN = os.path.join(os.path.dirname(sim_pkg.__file__), "node_standin")
 HEALTHY = "*  session-P3  session-P3-healthy\n*  node  node-healthy\n*  multipath  multipath-healthy\n"

@@ -723,7 +723,7 @@ def test_sim_transport_failures_and_retries(make_sim: Any) -> None:
 
 
 def test_sim_parallel_resumes_with_real_latency(make_sim: Any) -> None:
-    from one_hooks.sim import REAL_LATENCY
+    from one_hooks.sim.oned import REAL_LATENCY
 
     sim = make_sim(latency=REAL_LATENCY)
     node = sim.add_host("node1")

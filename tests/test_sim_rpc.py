@@ -14,8 +14,8 @@ import pytest
 from lxml import etree
 
 from one_hooks.oned.model import HistoryAction, HostState, LcmState, VmState
-from one_hooks.sim import (ACTION, ALLOCATE, AUTHENTICATION, INTERNAL, LOCKED, NO_EXISTS,
-                           XML_RPC_API, Latency)
+from one_hooks.sim.faults import ACTION, ALLOCATE, AUTHENTICATION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API
+from one_hooks.sim.server import Latency
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):

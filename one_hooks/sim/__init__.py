@@ -2,18 +2,15 @@
 
 A real XML-RPC server on loopback with oned's wire format and XML, its state
 machine for outages (DESIGN.md §1) and an onehem-like hook runner. Start with
-:class:`SimOned`.
+:class:`one_hooks.sim.oned.SimOned`; ``server`` has the latency models
+(``NO_LATENCY``, ``Latency``), ``faults`` the error codes oned answers with,
+``demo`` the ``one-hooks simulate`` run, ``node_standin/`` a node's iscsiadm,
+multipath and sudo replaying real captured outputs.
+
+A tool, at the level of the entry points: it may import anything of the
+package (the demo runs the installer's shims and the engine), and nothing
+outside ``sim/`` imports it (tests and benchmarks do; the command line names
+``sim.demo`` as its ``simulate`` subcommand, loaded only when that runs).
+
+This file imports nothing: each user imports the module it needs.
 """
-from __future__ import annotations
-
-from .cloud import Change
-from .faults import (ACTION, ALLOCATE, AUTHENTICATION, AUTHORIZATION, INTERNAL, LOCKED,
-                     NO_EXISTS, XML_RPC_API)
-from .oned import REAL_LATENCY, HookEvent, SimOned
-from .server import NO_LATENCY, Latency
-
-__all__ = [
-    "SimOned", "HookEvent", "Change", "Latency", "REAL_LATENCY", "NO_LATENCY",
-    "AUTHENTICATION", "AUTHORIZATION", "NO_EXISTS", "ACTION", "XML_RPC_API", "INTERNAL",
-    "ALLOCATE", "LOCKED",
-]

@@ -5,17 +5,34 @@ and returns the answer's value or raises :class:`Refused`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List
+from typing import Callable, Dict, List, Protocol
 
 from ..errors import UsageError
 from ..oned.model import VmState
 from . import xmlout
+from .cloud import Cloud
 from .faults import INTERNAL, Refused
-from .objects import merge_attrs
+from .hookrun import HookRunner
+from .hooks import HookRegistry
+from .objects import SimCluster, merge_attrs
 from .tmpl import parse
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .oned import SimOned
+
+class Served(Protocol):
+    """What the methods use of the simulated oned (:class:`~one_hooks.sim.oned.SimOned` is one).
+
+    Declared here so that this module needs nothing from ``sim.oned``, which
+    imports it to build its server.
+    """
+
+    cloud: Cloud
+    hooks: HookRegistry
+    runner: HookRunner
+    version: str
+
+    def get_cluster(self, cluster_id: int, method: str) -> SimCluster:
+        """The cluster, or :class:`Refused` (NO_EXISTS) naming ``method``."""
+        ...
 
 
 def _template(text: str, method: str) -> list:
@@ -29,7 +46,7 @@ def _in_range(obj_id: int, start: int, end: int) -> bool:
     return (start < 0 or obj_id >= start) and (end < 0 or obj_id <= end)
 
 
-def build_methods(sim: "SimOned") -> Dict[str, Callable[..., object]]:
+def build_methods(sim: Served) -> Dict[str, Callable[..., object]]:
     """Method name -> implementation, all bound to ``sim``."""
     cloud, hooks = sim.cloud, sim.hooks
 

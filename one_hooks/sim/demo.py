@@ -142,7 +142,7 @@ class Stage:
 
     def start_sim(self, **kwargs: Any) -> "SimOned":
         """A started SimOned whose hooks run our shims from this stage."""
-        from . import SimOned
+        from .oned import SimOned
 
         sim = SimOned(users={"oneadmin": secrets.token_hex(12)}, remotes_dir=self.remotes,
                       **kwargs)  # type: ignore[arg-type]
@@ -285,7 +285,7 @@ def _watch(sim: "SimOned", story: Story, out: TextIO, t0: float, limit: float, p
 
 def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> int:
     """The demo: build, outage, recovery, final table; 0 when everything is as expected."""
-    from . import REAL_LATENCY
+    from .oned import REAL_LATENCY
 
     config = stage.write_config(pace)
     stage.install_shims()
@@ -418,7 +418,8 @@ def hook_cpu(stage: Stage, hook_env: Dict[str, str], payloads: Sequence[bytes], 
 
 def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
     """Hook CPU per VM event; engine vs serial loop for ``vms`` VMs on ``hosts`` hosts."""
-    from . import REAL_LATENCY, xmlout
+    from . import xmlout
+    from .oned import REAL_LATENCY
     from ..audit import Reporter
     from ..oned.client import Oned
     from ..recovery.engine import build_engine
