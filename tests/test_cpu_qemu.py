@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from one_hooks.cpu.qmp import Qmp, VcpuProfile, vcpu_profile
+from tests.qmp import Qmp, VcpuProfile, vcpu_profile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRAPPER = os.path.join(ROOT, "vmm_wrappers", "one-hooks-qemu")

@@ -18,6 +18,7 @@ from one_hooks.config import IscsiSection
 from one_hooks.node.gate import Gate, describe
 from one_hooks.node.iscsi import Status
 from one_hooks.node.runner import Node, Runner
+from tests.counting_node import CountingNode
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY_IQN = "iqn.1992-04.com.emc:cx.apm00191923511.a4"
@@ -50,7 +51,7 @@ def make_gate(standin: Any, scenario: str, state_dir: Path, clock: FakeClock, is
     standin.set_scenario(scenario)
     settings = dict(check_by_path=False, check_multipath="no", cache_ttl=0.0, retry_interval=5.0, deadline=60.0)
     settings.update(options)
-    node = Node(Runner(), standin.command, 20.0)
+    node = CountingNode(Runner(), standin.command, 20.0)
     return Gate(node, IscsiSection(**settings), iscsiadm.split(), str(state_dir),  # type: ignore[arg-type]
                 clock=clock.now, sleep=clock.sleep, wall=clock.wall)
 
@@ -321,9 +322,10 @@ CHILD = """
 import json, sys
 from one_hooks.config import IscsiSection
 from one_hooks.node.gate import Gate
-from one_hooks.node.runner import Node, Runner
+from one_hooks.node.runner import Runner
+from tests.counting_node import CountingNode
 command, state_dir, host = sys.argv[1:4]
-node = Node(Runner(), command, 20.0)
+node = CountingNode(Runner(), command, 20.0)
 section = IscsiSection(check_by_path=False, check_multipath="no", cache_ttl=30.0)
 verdict = Gate(node, section, ["sudo", "-n", "iscsiadm"], state_dir).check_once(host)
 print(json.dumps({"status": verdict.status.value, "sessions": node.sessions_opened}))

@@ -12,6 +12,7 @@ from one_hooks.node import iscsi
 from one_hooks.errors import NodeError
 from one_hooks.node.iscsi import Disk, Session, Status, Verdict, evaluate
 from one_hooks.node.runner import Runner
+from tests.iscsi_flat import parse_session_flat
 
 DATA = Path(__file__).parent / "data" / "iscsi"
 HEALTHY_IQN = "iqn.1992-04.com.emc:cx.apm00191923511.a4"
@@ -77,7 +78,7 @@ def test_failed_session_names_target_and_portal() -> None:
 
 
 def test_flat_session_listing_parses_but_cannot_prove_health() -> None:
-    sessions = iscsi.parse_session_flat(capture("02-session-flat-current.txt"))
+    sessions = parse_session_flat(capture("02-session-flat-current.txt"))
     assert [(s.sid, s.portal, s.transport) for s in sessions] == [
         (1, "truenas.[REDACTED]:3260", "tcp"), (2, "truenas.[REDACTED]:3260", "tcp"),
         (3, "truenas.[REDACTED]:3260", "tcp"), (1, "192.168.121.250:3260", "tcp")]
@@ -89,7 +90,7 @@ def test_flat_session_listing_parses_but_cannot_prove_health() -> None:
 
 
 def test_flat_listing_without_flash_suffix_older_format() -> None:
-    [session] = iscsi.parse_session_flat("tcp: [7] [fd00::10]:3260,2 iqn.2000-01.example:old\n")
+    [session] = parse_session_flat("tcp: [7] [fd00::10]:3260,2 iqn.2000-01.example:old\n")
     assert (session.sid, session.portal, session.tpgt, session.target) == (
         7, "[fd00::10]:3260", 2, "iqn.2000-01.example:old")
 
@@ -180,7 +181,7 @@ def test_unparsable_detail_listing_raises(text: str) -> None:
         iscsi.parse_session_detail(text)
 
 
-@pytest.mark.parametrize("parser", [iscsi.parse_session_flat, iscsi.parse_node_records])
+@pytest.mark.parametrize("parser", [parse_session_flat, iscsi.parse_node_records])
 def test_unparsable_flat_listings_raise(parser) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NodeError):
         parser("iscsiadm: invalid option -- 'x'\nUsage: iscsiadm ...\n")
@@ -189,7 +190,7 @@ def test_unparsable_flat_listings_raise(parser) -> None:  # type: ignore[no-unty
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=400))
 def test_parsers_raise_only_node_error_on_any_text(text: str) -> None:
-    for parser in (iscsi.parse_session_detail, iscsi.parse_session_flat, iscsi.parse_node_records):
+    for parser in (iscsi.parse_session_detail, parse_session_flat, iscsi.parse_node_records):
         try:
             parser(text)
         except NodeError:

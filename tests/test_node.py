@@ -12,6 +12,7 @@ import pytest
 from one_hooks.config import Config, NodeSection
 from one_hooks.errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
 from one_hooks.node.runner import Node, Runner
+from tests.counting_node import CountingNode
 from tests.plugin_sshd import STANDIN_DIR
 
 METACHAR_HOSTS = ["node with space", "node; touch {marker}", "$(touch {marker})", "`touch {marker}`",
@@ -69,9 +70,9 @@ def _sleeping_child(pid: int) -> bool:
     return stat.split(") ")[1][0] != "Z" and cmdline.startswith(b"sleep\0")
 
 
-def node_of(standin, scenario: str = "") -> Node:  # type: ignore[no-untyped-def]
+def node_of(standin, scenario: str = "") -> CountingNode:  # type: ignore[no-untyped-def]
     standin.set_scenario(scenario)
-    return Node(Runner(), standin.command, 10.0)
+    return CountingNode(Runner(), standin.command, 10.0)
 
 
 @pytest.mark.parametrize("template", METACHAR_HOSTS)

@@ -249,30 +249,6 @@ def parse_session_detail(text: str) -> List[Session]:
     return sessions
 
 
-_FLAT_SESSION = re.compile(r"^(\S+): \[(\d+)\] " + _PORTAL + r" (\S+)(?: \((?:non-)?flash\))?$")
-
-
-def parse_session_flat(text: str) -> List[Session]:
-    """Parse ``iscsiadm -m session`` (no states: use it to list, not to judge).
-
-    Raw format (``"%s: [%u] %s:%d,%d %s (%s)"``; "(non-flash)" since 2.0.876)::
-
-        tcp: [1] 192.168.121.250:3260,1 iqn.2010-10.org.openstack:volume- (non-flash)
-    """
-    sessions = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        match = _FLAT_SESSION.match(line)
-        if not match:
-            raise NodeError(f"iscsiadm -m session: line {number} not understood: {line[:80]!r}")
-        sessions.append(Session(target=match.group(6), portal=f"{match.group(3)}:{match.group(4)}",
-                                sid=int(match.group(2)), tpgt=int(match.group(5)),
-                                transport=match.group(1)))
-    return sessions
-
-
 _NODE = re.compile(r"^" + _PORTAL + r" (\S+)$")
 
 

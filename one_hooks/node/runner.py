@@ -19,7 +19,7 @@ import re
 import signal
 import subprocess
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Container, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Container, Mapping, Optional, Sequence, Tuple
 
 from ..config import node_prefix
 from ..errors import CommandFailed, NodePermissionDenied, NodeTimeout, NodeUnreachable, UsageError
@@ -168,8 +168,6 @@ class Node:
         self.runner = runner
         self.command = command
         self.timeout = timeout
-        #: ssh sessions (commands) started per host: what the verdict cache saves.
-        self.sessions_opened: Dict[str, int] = {}
 
     @classmethod
     def from_config(cls, config: "Config", runner: Optional[Runner] = None) -> "Node":
@@ -194,7 +192,6 @@ class Node:
         code not in ``ok_codes``.
         """
         full = self.argv(host, argv)
-        self.sessions_opened[host] = self.sessions_opened.get(host, 0) + 1
         result = self.runner.run(full, timeout=self.timeout, ok_codes=ANY_CODE, host=host)
         via_ssh = os.path.basename(full[0]) == "ssh"
         if via_ssh and result.returncode == SSH_FAILED:

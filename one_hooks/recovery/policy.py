@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from ..config import RecoverySection
 from ..oned.model import HistoryAction, Host, HostState, LcmState, Vm, VmState
@@ -210,8 +210,3 @@ def plan(host: Host, vms: Iterable[Vm], settings: Settings) -> Plan:
     """One decision per VM (VM ID order) for recovering ``host``."""
     decisions = tuple(decide(vm, host, settings) for vm in sorted(vms, key=lambda v: v.id))
     return Plan(host.id, host.name, decisions)
-
-
-def merge(plans: Sequence[Plan]) -> List[Decision]:
-    """Every decision of several plans, for a combined table."""
-    return [d for p in plans for d in p.decisions]

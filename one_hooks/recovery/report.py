@@ -57,10 +57,6 @@ class Report:
         """Record (or replace) a VM's result."""
         self.results[result.vm_id] = result
 
-    def of(self, outcome: Outcome) -> List[VmResult]:
-        """Results with that outcome, in VM ID order."""
-        return sorted((r for r in self.results.values() if r.outcome == outcome), key=lambda r: r.vm_id)
-
     @property
     def exit_code(self) -> int:
         """0 when nothing needs attention, 1 otherwise."""

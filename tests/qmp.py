@@ -4,6 +4,9 @@ A guest kernel is not needed to see the guest's CPU: QEMU started paused
 (``-S``) with ``-qmp unix:SOCK,server=on,wait=off`` already has its vCPU
 objects, and ``qom-get`` reads their ``model-id`` and every boolean feature
 property. That is what the CPU a guest would see in ``/proc/cpuinfo``.
+
+Only the tests use it (test_cpu_qemu.py: what ``-cpu host`` and the wrapper
+really give a guest), so it lives here, not in the package.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set
 
-from ..errors import CpuError
+from one_hooks.errors import CpuError
 
 #: Where QEMU puts the first vCPU of a pc/q35 machine when query-cpus-fast is not available.
 FIRST_VCPU = "/machine/unattached/device[0]"
