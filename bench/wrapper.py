@@ -2,7 +2,7 @@
 
 A stand-in emulator (a copy of ``/bin/true``: starts and exits, so only the
 launch itself is timed) is run N times directly and N times through the
-shipped wrapper (``remotes/vmm/kvm/one-hooks-qemu``, with ``ONE_HOOKS_QEMU``
+shipped wrapper (``vmm_wrappers/one-hooks-qemu``, with ``ONE_HOOKS_QEMU``
 naming the stand-in), with the argv libvirt 9.0 gives a KVM domain (real
 launch, so the wrapper does its ``-cpu`` rewrite). Runs are interleaved; the
 overhead is the difference of the medians.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cloud import REPO
 from measure import median, spawn_wait
 
-WRAPPER = os.path.join(REPO, "remotes", "vmm", "kvm", "one-hooks-qemu")
+WRAPPER = os.path.join(REPO, "vmm_wrappers", "one-hooks-qemu")
 
 #: The shape of a libvirt 9.0 KVM launch (as OpenNebula's deployment makes it).
 LIBVIRT_ARGV = (

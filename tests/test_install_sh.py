@@ -2,11 +2,13 @@
 
 The real run pip-installs this checkout (with its dependencies, from the
 package index) into a temporary virtualenv, exactly as an operator would, and
-checks that the installed package carries the shims (setup.cfg data_files)
-and that the installed one-hooks-install finds them.
+checks that the installed package carries the shims and the CPU wrapper
+(setup.cfg data_files), that the installed one-hooks-install finds them,
+and that it would install the same remotes files as a checkout does.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -74,11 +76,30 @@ def test_real_install_carries_the_shims(venv: Path) -> None:
     for shim in SHIMS:
         assert (share / shim).read_bytes() == (REPO / "remotes" / "hooks" / "one-hooks" / shim).read_bytes()
     wrapper = venv / "share" / "one-hooks" / "remotes" / "vmm" / "kvm" / "one-hooks-qemu"
-    assert wrapper.read_bytes() == (REPO / "remotes" / "vmm" / "kvm" / "one-hooks-qemu").read_bytes()
+    assert wrapper.read_bytes() == (REPO / "vmm_wrappers" / "one-hooks-qemu").read_bytes()
+    assert os.access(wrapper, os.X_OK)  # the installer keeps a shipped file's mode
     found = subprocess.run([str(venv / "bin" / "python"), "-c",
                             "from one_hooks.install import files; print(files.shipped_remotes())"],
                            capture_output=True, text=True, timeout=60, cwd="/", check=True)
     assert found.stdout.strip() == str(venv / "share" / "one-hooks" / "remotes")
+
+
+#: Every file the installer would put under REMOTES (path, mode, content), as JSON.
+WANTED = ("import json; from one_hooks.install import files; from one_hooks.install.context import Layout\n"
+          "specs = files.wanted_files(Layout('', '/R', '/S'), files.shipped_remotes(), '/py')\n"
+          "print(json.dumps([[s.path, oct(s.mode), s.data.hex()] for s in specs]))")
+
+
+def test_installed_package_and_checkout_install_the_same_remotes(venv: Path) -> None:
+    """The installed package reads the shared remotes tree, a checkout remotes/ and vmm_wrappers/: same files."""
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c", WANTED], capture_output=True, text=True,
+                               timeout=60, cwd="/", check=True)
+    checkout = subprocess.run([sys.executable, "-c", WANTED], capture_output=True, text=True, timeout=60,
+                              cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
+    assert installed.stdout == checkout.stdout
+    assert [(path, mode) for path, mode, _ in json.loads(installed.stdout)] == [
+        ("/R/hooks/one-hooks/host-reconnect", "0o755"), ("/R/hooks/one-hooks/vm-poweroff", "0o755"),
+        ("/R/hooks/one-hooks/vm-unknown", "0o755"), ("/R/vmm/kvm/one-hooks-qemu", "0o755")]
 
 
 def test_rerun_upgrades_in_place(venv: Path) -> None:

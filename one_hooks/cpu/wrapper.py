@@ -1,10 +1,11 @@
 """The emulator wrapper as a file to install: where it goes, its settings, its state.
 
-The wrapper itself is POSIX sh (``vmm_wrappers/one-hooks-qemu``; the same
-bytes are shipped as ``remotes/vmm/kvm/one-hooks-qemu`` so ``onehost sync``
-delivers it to every node, where it lives under ``/var/tmp/one``). Its
-settings sit beside it in ``one-hooks-qemu.settings``: plain ``KEY=value``
-lines the wrapper reads without evaluating them::
+The wrapper itself is POSIX sh, kept once: ``vmm_wrappers/one-hooks-qemu``.
+Packaging installs it as ``<prefix>/share/one-hooks/remotes/vmm/kvm/one-hooks-qemu``
+(setup.cfg data_files); installed under oned's remotes as ``vmm/kvm/one-hooks-qemu``,
+``onehost sync`` delivers it to every node, where it lives under
+``/var/tmp/one``. Its settings sit beside it in ``one-hooks-qemu.settings``:
+plain ``KEY=value`` lines the wrapper reads without evaluating them::
 
     QEMU=/usr/libexec/qemu-kvm:/usr/bin/qemu-kvm:/usr/bin/qemu-system-x86_64
     CPU=host
@@ -73,12 +74,11 @@ class Settings:
 
 
 def shipped_wrapper() -> str:
-    """The wrapper in this source tree or installed share directory."""
+    """The wrapper in this source tree (``vmm_wrappers/``) or in the installed share directory."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for candidate in (os.path.join(here, "vmm_wrappers", WRAPPER_NAME),
-                      os.path.join(here, "remotes", REL_DIR, WRAPPER_NAME)):
-        if os.path.isfile(candidate):
-            return candidate
+    candidate = os.path.join(here, "vmm_wrappers", WRAPPER_NAME)
+    if os.path.isfile(candidate):
+        return candidate
     import sys
     for prefix in (sys.prefix, "/usr/local", "/usr"):
         candidate = os.path.join(prefix, "share", "one-hooks", "remotes", REL_DIR, WRAPPER_NAME)

@@ -98,19 +98,26 @@ def wanted_files(layout: Layout, source: str, python: str,
     With ``config``, the CPU wrapper's settings file joins them (the real
     emulators to try and the ``-cpu`` value, from ``[cpu]``).
     """
-    specs: List[FileSpec] = []
+    shipped: List[Tuple[str, str]] = []  # (path under the remotes tree, file to read)
     for dirpath, dirnames, filenames in os.walk(source):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
             if name.startswith(".") or name.lower().startswith("readme"):
                 continue
             src = os.path.join(dirpath, name)
-            rel = os.path.relpath(src, source)
-            data = fsio.read_bytes(src)
-            if rel.startswith(os.path.join("hooks", ht.SHIM_DIR) + os.sep):
-                data = render_shim(data, python)
-            mode = 0o755 if os.access(src, os.X_OK) or rel.startswith("hooks" + os.sep) else 0o644
-            specs.append(FileSpec(os.path.join(layout.remotes, rel), data, mode))
+            shipped.append((os.path.relpath(src, source), src))
+    wrapper_rel = os.path.join(wrapper_mod.REL_DIR, wrapper_mod.WRAPPER_NAME)
+    if wrapper_rel not in (rel for rel, _ in shipped):
+        # A checkout's remotes/ holds no copy of the wrapper: its one source is
+        # vmm_wrappers/ (packaging puts it in the installed tree, setup.cfg data_files).
+        shipped.append((wrapper_rel, wrapper_mod.shipped_wrapper()))
+    specs: List[FileSpec] = []
+    for rel, src in shipped:
+        data = fsio.read_bytes(src)
+        if rel.startswith(os.path.join("hooks", ht.SHIM_DIR) + os.sep):
+            data = render_shim(data, python)
+        mode = 0o755 if os.access(src, os.X_OK) or rel.startswith("hooks" + os.sep) else 0o644
+        specs.append(FileSpec(os.path.join(layout.remotes, rel), data, mode))
     if config is not None and any(os.path.basename(sp.path) == wrapper_mod.WRAPPER_NAME for sp in specs):
         specs.append(FileSpec(wrapper_mod.settings_path(layout.remotes), wrapper_settings(layout, config), 0o644))
     return specs
