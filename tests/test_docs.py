@@ -1,6 +1,7 @@
 """The README and --help stay in step with the code."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from one_hooks import config
@@ -29,3 +30,22 @@ def test_readme_configuration_reference_is_the_generated_one() -> None:
 def test_readme_names_every_subcommand() -> None:
     for name in COMMANDS:
         assert f"one-hooks {name}" in README
+
+
+def test_readme_layout_is_the_folder_tree() -> None:
+    """The Development block names every folder of one_hooks, and each folder's modules (sim/'s are its own)."""
+    block = README.split("## Development", 1)[1].split("```", 2)[1]
+    lines = {line.split()[0]: line for line in block.strip().splitlines()}
+    package = ROOT / "one_hooks"
+    for part in ("vmm_wrappers/", "remotes/", "tests/", "bench/", "one_hooks/"):
+        assert part in lines, f"README's layout lacks {part}"
+    parts = {"one_hooks/": package}
+    parts.update({f"{init.parent.name}/": init.parent for init in package.glob("*/__init__.py")})
+    for name, folder in sorted(parts.items()):
+        assert name in lines, f"README's layout lacks one_hooks/{name}"
+        if name == "sim/":
+            continue
+        for module in sorted(folder.glob("*.py")):
+            if module.stem != "__init__" and not (module.stem == "__main__" and folder != package):
+                assert re.search(rf"(^|[\s,(]){module.stem}\b", lines[name][len(name):]), \
+                    f"README's layout line for {name} does not name {module.name}"

@@ -26,7 +26,7 @@ Order of a host's recovery:
 Hosts recovered in one run share the ``max_parallel`` workers and one pool
 snapshot. A resume is sent once (a lost answer is checked by re-reading, not
 by re-sending); a deploy that fails sends the VM back to UNKNOWN and fires the
-UNKNOWN hook again, whose bounded retries live in ``hooks``. Besides
+UNKNOWN hook again, whose bounded retries live in ``hooks.entry``. Besides
 sequencing, the engine reads the outcome of a resume from the VM's state
 (RUNNING, back in an outage state, FAILED).
 """

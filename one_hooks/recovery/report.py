@@ -1,6 +1,6 @@
 """What a recovery run did: one result per VM, the exit code, the final table.
 
-The engine (``recovery``) fills a :class:`Report`; the hooks print its summary,
+The engine (``recovery.engine``) fills a :class:`Report`; the hooks print its summary,
 ``one-hooks recover`` its table or its JSON.
 """
 from __future__ import annotations

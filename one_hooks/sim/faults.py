@@ -5,7 +5,7 @@ element of a failed XML-RPC answer ``[false, message, code]``.
 """
 from __future__ import annotations
 
-# Re-exported: the codes live with the other OpenNebula facts in model.py.
+# Re-exported: the codes live with the other OpenNebula facts in oned/model.py.
 from ..oned.model import (
     ACTION, ALLOCATE, AUTHENTICATION, AUTHORIZATION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API,
 )
