@@ -28,8 +28,8 @@ from typing import Dict, List
 from cloud import REPO, BenchCloud, production_python
 from measure import Run, median, spawn_wait
 
-from one_hooks.recovery import claims
 from one_hooks.hooks.entry import stop_watchers
+from one_hooks.recovery import claims
 from one_hooks.sim.server import Latency
 
 PAYLOAD = os.path.join(REPO, "tests", "data", "fuzz", "vm-unknown-prev-running.b64")

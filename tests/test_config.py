@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from one_hooks.oned import authfile
 from one_hooks import config
 from one_hooks.cli import main
 from one_hooks.errors import ConfigError
+from one_hooks.oned import authfile
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -25,11 +25,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import OneHooksError
 from one_hooks.hooks.entry import EVENTS, handle
+from one_hooks.oned import xmlparse
 from one_hooks.sim.cloud import Cloud
 
 from .test_recovery import CloudDoor, FakeClock

@@ -23,10 +23,10 @@ from typing import Dict, List, Sequence, Tuple, Union
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks.recovery import policy
-from one_hooks.oned import xmlparse
 from one_hooks.errors import PayloadError
+from one_hooks.oned import xmlparse
 from one_hooks.oned.model import Host, HostState, Resource
+from one_hooks.recovery import policy
 from tests.test_fuzz_mutations import GENERIC_TOKENS, mutants
 
 DATA = Path(__file__).resolve().parent / "data" / "fuzz"

@@ -19,9 +19,9 @@ from typing import List
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks.oned import template
 from one_hooks.cpu import conf_patch
 from one_hooks.errors import TemplateSyntaxError, UsageError
+from one_hooks.oned import template
 from tests.test_fuzz_mutations import GENERIC_TOKENS, mutants
 
 DATA = Path(__file__).resolve().parent / "data" / "vmm_exec_kvm"

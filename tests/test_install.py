@@ -17,13 +17,13 @@ from typing import Dict, Iterator, List
 import pytest
 
 from one_hooks import config as config_mod
+from one_hooks.config import Config
 from one_hooks.install import check as install_check
 from one_hooks.install import files
 from one_hooks.install import hook_templates as ht
 from one_hooks.install import main as install
 from one_hooks.install.context import MANIFEST_NAME
 from one_hooks.oned import template, xmlparse
-from one_hooks.config import Config
 from one_hooks.oned.model import Hook
 
 DATA = Path(__file__).parent / "data" / "install"

@@ -23,11 +23,11 @@ from typing import Dict, List
 import pytest
 
 import one_hooks.sim
+from one_hooks.audit import Reporter
+from one_hooks.cli import run_guarded
 from one_hooks.install import files
 from one_hooks.install import hook_templates as ht
 from one_hooks.install import main as install
-from one_hooks.audit import Reporter
-from one_hooks.cli import run_guarded
 from one_hooks.oned.model import HistoryAction, LcmState, VmState
 
 ROOT = str(Path(__file__).resolve().parent.parent)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from one_hooks.node import iscsi
 from one_hooks.errors import NodeError
+from one_hooks.node import iscsi
 from one_hooks.node.iscsi import Disk, Session, Status, Verdict, evaluate
 from one_hooks.node.runner import Runner
 from tests.iscsi_flat import parse_session_flat

@@ -11,8 +11,8 @@ from typing import Iterator, List
 import pytest
 
 from one_hooks.oned.model import LcmState, VmState
-from one_hooks.sim.server import NO_LATENCY
 from one_hooks.sim.demo import Pace, Stage
+from one_hooks.sim.server import NO_LATENCY
 
 PACE = Pace(boot=0.05, settle=1.0, settle_interval=0.5, deadline=1.0, retry_interval=0.3,
             retry_delay=0.3, poll=0.2)

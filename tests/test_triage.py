@@ -22,14 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from one_hooks.recovery import claims
-from one_hooks.hooks import settings_cache, triage, verdicts
-from one_hooks.oned import xmlparse
 from one_hooks.errors import OneHooksError, PayloadError
-from one_hooks.logline import one_line
-from one_hooks.oned.model import HistoryAction, HostState, LcmState, Vm, VmState
+from one_hooks.hooks import settings_cache, triage, verdicts
 from one_hooks.hooks.triage import Unsure, vm_facts
 from one_hooks.hooks.verdicts import VmFacts, left_to_host_hook, left_to_watcher
+from one_hooks.logline import one_line
+from one_hooks.oned import xmlparse
+from one_hooks.oned.model import HistoryAction, HostState, LcmState, Vm, VmState
+from one_hooks.recovery import claims
 from tests.test_fuzz_mutations import mutants
 from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS, _hook_config
 

@@ -15,7 +15,6 @@ from ..errors import InstallError
 from .context import Context
 
 
-
 @dataclass
 class Manifest:
     """What an installation put in place, so that uninstall removes exactly that."""

@@ -43,8 +43,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from ..audit import Reporter
 from ..config import Config
 from ..errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
-from .ledger import Ledger
 from ..oned.model import Host, HostState, LcmState, Vm, VmState
+from .ledger import Ledger
 from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
 from .report import Outcome, Report, VmResult
 

@@ -30,9 +30,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import claims
 from .. import fsio
 from ..errors import ConfigError, LockBusy
+from . import claims
 
 
 @dataclass(frozen=True)
