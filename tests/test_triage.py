@@ -261,6 +261,35 @@ def test_a_watched_host_costs_no_oned_call(tmp_path: Path, sim) -> None:
     assert "is ERROR: left to host-reconnect" in proc.stdout.decode()
 
 
+def test_a_carried_vms_failed_deploy_event_costs_no_oned_call(tmp_path: Path, sim) -> None:
+    """The vm-unknown its own failed deploy fires (PREV_LCM_STATE=19) is left to the live process
+    that resumed the VM, from the first look, without asking oned or loading anything heavy."""
+    _outage(sim)
+    config = _hook_config(tmp_path, sim)
+    env = _env(tmp_path, config)
+    payload = base64.b64encode(SEEDS_XML["vm-unknown-prev-boot-unknown"])
+    assert _shim("vm-unknown", payload, env).returncode == 0  # leaves the snapshot
+    carrier = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], cwd=REPO, env=env)
+    try:
+        start = claims.start_time(carrier.pid)
+        assert start is not None
+        (tmp_path / "state" / "carry").mkdir(parents=True, exist_ok=True)
+        Path(claims.carry_path(str(tmp_path / "state"), 0)).write_bytes(
+            claims.encode_carry(carrier.pid, start, "t", time.time() + 120, "host-reconnect"))
+        calls = sum(sim.calls.values())
+        proc = subprocess.run([sys.executable, "-c", PROBE, "vm-unknown"], input=payload,
+                              capture_output=True, timeout=60, env=env, cwd=REPO)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.decode() == (f"vm-unknown: VM 0 (vm-outage-test): left to host-reconnect "
+                                        f"(pid {carrier.pid}), which resumed it\n")
+        assert "HEAVY -" in proc.stderr.decode()
+        assert sum(sim.calls.values()) == calls
+    finally:
+        carrier.kill()
+        carrier.wait()
+    assert sim.action_log == []
+
+
 def test_an_edited_config_is_read_again(tmp_path: Path, sim) -> None:
     _outage(sim)
     config = _hook_config(tmp_path, sim)
