@@ -25,7 +25,7 @@ from one_hooks.sim.lcm import INSTANT, OnedTiming
 from one_hooks.sim.server import NO_LATENCY
 
 PACE = Pace(boot=0.1, settle=1.0, settle_interval=0.5, deadline=2.0, retry_interval=0.3,
-            retry_delay=0.3, poll=0.2)
+            retry_delay=0.3, poll=0.2, pickup_grace=3.0)
 HEALTHY = ["* session-P3 session-P3-healthy", "* node node-healthy"]
 
 
