@@ -24,10 +24,15 @@ class Outcome(str, enum.Enum):
     TIMEOUT = "not running in time"
     GAVE_UP = "gave up"
     PLANNED = "would resume"
+    #: evacuation (issue 12): a VM of a dead host that cannot be restarted elsewhere (local disks,
+    #: no room, host not fenced); and a dry run's move
+    STAYS = "not moved"
+    WOULD_MOVE = "would move"
 
 
 #: Outcomes that make a run exit 1 (``onehook retry`` may help).
-PROBLEMS = frozenset({Outcome.LOCKED, Outcome.GATE, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GAVE_UP})
+PROBLEMS = frozenset({Outcome.LOCKED, Outcome.GATE, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GAVE_UP,
+                      Outcome.STAYS})
 
 
 @dataclass(frozen=True)
