@@ -257,8 +257,9 @@ class Oned:
                    ds_id: int = -1, kind: int = 0) -> None:
         """``one.vm.migrate``: move the VM to ``host_id`` (cold unless ``live``). Not retried.
 
-        ``enforce=False`` lets oned check the target's capacity; ``ds_id=-1``
-        keeps the system datastore; ``kind`` 0 save, 1 poweroff, 2 poweroff-hard
+        ``enforce=True`` makes oned check the target's capacity (CPU, memory,
+        PCI) and refuse a VM that does not fit; ``ds_id=-1`` keeps the system
+        datastore; ``kind`` 0 save, 1 poweroff, 2 poweroff-hard
         (what a cold migration of a RUNNING VM does on its source; from
         UNKNOWN oned does nothing on the source at all).
         """

@@ -25,9 +25,11 @@ Order, and what stops it:
    host-reconnect) until an operator enables it. Refused: no VM is moved;
 6. per priority tier, under the host's lock: re-read the tier's VMs, decide
    again, leave a VM another live process carries, migrate the others
-   (``max_parallel`` at once) with the evidence read just before each call
-   in the ledger and a carry claim; then carry the tier (``tier_timeout``)
-   judging oned's evidence at each look, and go on to the next tier;
+   (``max_parallel`` at once; cold, from UNKNOWN, with ``enforce`` so that
+   oned checks the target's capacity again at the call) with the evidence
+   read just before each call in the ledger and a carry claim; then carry the
+   tier (``tier_timeout``) judging oned's evidence at each look, and go on to
+   the next tier;
 7. the outcome of every VM, and the host's record, in
    ``<state_dir>/evacuate/host-<ID>.json`` (what ``one-hooks status`` reads).
 
@@ -295,7 +297,7 @@ class Evacuator:
         for k in range(self.timing.call_retries + 1):
             before = Snapshot.of(vm, self.wall())
             try:
-                self.oned.vm_migrate(vm.id, p.target_id)
+                self.oned.vm_migrate(vm.id, p.target_id, enforce=True)
                 return self._accepted(p, vm, before)
             except OnedLocked:
                 self._finish(p, host, Outcome.LOCKED, lock_hint(vm, host.name), vm)
