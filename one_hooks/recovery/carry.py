@@ -11,10 +11,12 @@ Bounds, so nothing loops for ever:
 - an *applied* attempt (a deploy that failed, or a resume that ran and was
   bounced back by a late monitor report) counts against ``attempts``; a failed
   deploy is tried again after ``retry_delay`` seconds, doubling;
-- a resume with no sign of being run is sent again after ``pickup_grace``
-  seconds (doubling each time), at most ``attempts`` more times per attempt:
-  the LCM's queue drops a duplicate as "wrong state", so this is harmless,
-  and it rescues a resume oned dropped without a trace;
+- a resume with no sign of being run is sent again once oned has run a
+  resume the same process sent after it (oned's LCM queue is first in, first
+  out: this one then ran and left no trace, so it was dropped), or after
+  ``pickup_grace`` seconds (doubling each time), at most ``attempts`` more
+  times per attempt: the LCM drops a duplicate as "wrong state", so a
+  needless one is harmless, and it rescues a resume oned dropped;
 - an attempt not RUNNING ``wait_running`` seconds after its first call is a
   TIMEOUT.
 """
@@ -68,8 +70,13 @@ class Progress:
     retry_at: Optional[float] = None
 
 
-def next_step(progress: Progress, judgement: Judgement, now: float, bounds: Bounds) -> Tuple[Step, str]:
-    """The step to take now, and why."""
+def next_step(progress: Progress, judgement: Judgement, now: float, bounds: Bounds,
+              overtaken: bool = False) -> Tuple[Step, str]:
+    """The step to take now, and why.
+
+    ``overtaken``: oned has run a resume sent after this VM's was accepted
+    (seen in an earlier look), so this one is no longer in its queue.
+    """
     verdict = judgement.verdict
     if verdict == Verdict.RUNNING:
         return Step.DONE, judgement.reason
@@ -93,10 +100,11 @@ def next_step(progress: Progress, judgement: Judgement, now: float, bounds: Boun
     if verdict in (Verdict.DROPPED, Verdict.NOT_PICKED_UP) and progress.sends <= bounds.attempts:
         waited = now - progress.last_sent
         grace = bounds.pickup_grace * (2 ** (progress.sends - 1))
-        if verdict == Verdict.DROPPED or waited >= grace:
-            why = judgement.reason if verdict == Verdict.DROPPED else \
-                f"{judgement.reason} {waited:.0f} s after the call"
-            return Step.RESEND, f"{why}; sending the resume again"
+        if overtaken:
+            return Step.RESEND, (f"{judgement.reason}, and oned has run a resume sent after it: "
+                                 "dropped; sending the resume again")
+        if waited >= grace:
+            return Step.RESEND, f"{judgement.reason} {waited:.0f} s after the call; sending the resume again"
     if elapsed >= bounds.wait_running:
         return Step.TIMEOUT, f"not RUNNING {bounds.wait_running:g} s after the resume ({judgement.reason})"
     return Step.WAIT, judgement.reason

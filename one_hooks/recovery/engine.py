@@ -58,13 +58,14 @@ from .report import Outcome, Report, VmResult
 
 __all__ = ["Engine", "Timing", "build_engine", "id_range", "PICKUP_GRACE"]
 
-#: Seconds a resume may show no sign of being run before it is sent again
-#: (doubling each time). oned ran resumes 0.3-1.1 s + 25-56 ms per resume in
-#: its queue after accepting them, 10.4 s at worst with 170 in flight, on both
-#: real versions (rig-findings); the simulated storm of 2,000 VMs queues for
-#: ~80 s. A resume oned dropped without a trace is rare (the usual drop shows:
-#: the VM is POWEROFF by the monitor, and is sent again at once), so the grace
-#: errs long: a needless re-send costs a "resumed twice" in the audit trail.
+#: ``[recovery] pickup_grace``'s default: seconds a resume may show no sign of
+#: being run before it is sent again (doubling each time). oned ran resumes
+#: 0.3-1.1 s + 25-56 ms per resume in its queue after accepting them, 7-10 s at
+#: worst in 270-VM storms, 30-40 s when its queue also held the monitor's
+#: reports, on both real versions (rig-findings). A dropped resume looks like
+#: one still queued, and most are caught sooner by the queue's order (a resume
+#: sent later has run), so the grace errs long: a needless re-send costs a
+#: "resumed twice" in the audit trail.
 PICKUP_GRACE = 60.0
 
 
@@ -96,7 +97,7 @@ class Timing:
             poll_interval=min(1.0, max(0.25, r.settle_interval / 4)),
             call_retries=config.oned.retries, call_retry_delay=config.oned.retry_delay,
             lock_timeout=max(60.0, r.wait_running + r.tier_timeout),
-            attempts=r.attempts, retry_delay=r.retry_delay)
+            attempts=r.attempts, retry_delay=r.retry_delay, pickup_grace=r.pickup_grace)
 
     @property
     def bounds(self) -> Bounds:
@@ -121,6 +122,10 @@ class _Carried:
     #: this run saw it BOOT_* or RUNNING since the last call (its own evidence of a pick-up)
     seen: bool = False
     sends_total: int = 1
+    #: the last call's place among the run's events when it was sent (``seq``: when answered)
+    sent: int = 0
+    #: oned has visibly run the last call (BOOT_* seen, or a failure's marks)
+    picked: bool = False
 
 
 class Engine:
@@ -161,6 +166,8 @@ class Engine:
         # VMs this run carries (claimed in the ledger), and those left to others (said once).
         self._carrying: Set[int] = set()
         self._left: Set[int] = set()
+        # oned's LCM runs resumes first in, first out: (look, sent) of calls seen run (_overtaking).
+        self._runs_seen: List[Tuple[int, int]] = []
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, timing.max_parallel), thread_name_prefix="resume")
 
@@ -406,9 +413,10 @@ class Engine:
         for k in range(self.timing.call_retries + 1):
             self._same_second_guard(vm)
             before = Snapshot.of(vm, self.wall())
+            sent = next(self._events)
             try:
                 self.oned.vm_action("resume", vm.id)
-                return self._accepted(d, vm, before, progress, carried)
+                return self._accepted(d, vm, before, progress, carried, sent)
             except OnedLocked:
                 self._end(d, host, Outcome.LOCKED, lock_hint(vm), vm, carried, clear=True)
                 return None
@@ -453,8 +461,12 @@ class Engine:
         return None, None
 
     def _accepted(self, d: Decision, vm: Vm, before: Snapshot, progress: Progress,
-                  carried: Optional[_Carried]) -> _Carried:
-        """Record an accepted call: ledger, claim, and the carried VM's new state."""
+                  carried: Optional[_Carried], sent: int = 0) -> _Carried:
+        """Record an accepted call: ledger, claim, and the carried VM's new state.
+
+        ``sent``: the call's place among the run's events when it was sent (0:
+        unknown, after a lost answer: then it overtakes nothing).
+        """
         now = self.clock()
         record = self.ledger.sent(vm.id, self._by, before)
         if vm.id not in self._carrying:
@@ -466,9 +478,11 @@ class Engine:
         started = now if sends == 1 else progress.attempt_started
         new = Progress(progress.applied, sends, started, now)
         if carried is None:
-            return _Carried(d, before, new, next(self._events), sends_total=record.sent)
-        carried.before, carried.progress, carried.seq, carried.seen = before, new, next(self._events), False
-        carried.sends_total = record.sent
+            carried = _Carried(d, before, new, next(self._events))
+        else:
+            carried.before, carried.progress, carried.seq = before, new, next(self._events)
+        carried.seen, carried.picked = False, False
+        carried.sends_total, carried.sent = record.sent, sent
         return carried
 
     def _refused(self, host: Host, d: Decision, before: Snapshot, progress: Progress,
@@ -507,6 +521,7 @@ class Engine:
             self.sleep(self.timing.poll_interval)
             taken, seen = self._look(host, [c.decision.vm_id for c in carried])
             now = self.clock()
+            mark = self._overtaking(taken)
             still: List[_Carried] = []
             again: List[Tuple[_Carried, Step]] = []
             for c in carried:
@@ -521,11 +536,13 @@ class Engine:
                     continue
                 else:
                     vm = seen[vm_id]
-                    if vm.state == VmState.ACTIVE and (vm.lcm_state == LcmState.RUNNING
-                                                       or vm.lcm_state.name.startswith("BOOT")):
+                    booting = vm.state == VmState.ACTIVE and vm.lcm_state.name.startswith("BOOT")
+                    if booting or (vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING):
                         c.seen = True
                     judgement = judge(c.before, vm, c.seen)
-                    step, why = next_step(c.progress, judgement, now, bounds)
+                    if not c.picked and (booting or judgement.applied):
+                        self._ran(c, taken)
+                    step, why = next_step(c.progress, judgement, now, bounds, overtaken=c.seq < mark)
                 if self._step(host, c, step, why, vm, now, again):
                     still.append(c)
             if again:
@@ -624,6 +641,23 @@ class Engine:
         else:
             progress = c.progress
         return self._resume(host, fresh, vm, progress, c)
+
+    def _ran(self, c: _Carried, look: int) -> None:
+        """Look ``look`` shows oned ran ``c``'s last call: every call answered before it was sent ran too."""
+        c.picked = True
+        if c.sent:
+            with self._lock:
+                self._runs_seen.append((look, c.sent))
+
+    def _overtaking(self, look: int) -> int:
+        """The latest send (in the run's order of events) of a call seen run by a look older than ``look``.
+
+        A call answered before that one was sent is out of oned's queue (first
+        in, first out) by the time ``look`` began: if it shows no mark, oned
+        dropped it. Only older looks count: one pool read is not one instant.
+        """
+        with self._lock:
+            return max((sent for taken, sent in self._runs_seen if taken < look), default=0)
 
     # --- looking ----------------------------------------------------------------
 

@@ -96,6 +96,8 @@ class Cloud(VmActions, VmMigrations):
         # report taken before the deploy powers the VM off again (0: never).
         self.late_poweroff = late_poweroff
         self.late_poweroff_after = late_poweroff_after
+        #: VMs a late report powered off since their host last returned (it happens once per return)
+        self.bounced: Set[int] = set()
         self.random = random.Random(seed)
         #: VM log lines oned writes but puts nowhere in the XML (dropped actions, ignored reports).
         self.vm_log: Dict[int, List[str]] = {}
@@ -246,6 +248,7 @@ class Cloud(VmActions, VmMigrations):
             host = self.get_host(host_id)
             del_attr(host.template, "ERROR")
             host.last_monitored = self._ts()
+            self.bounced -= {vm.id for vm in self.host_vms(host_id)}
             if host.state != HostState.DISABLED:  # Host::update_info leaves DISABLED and OFFLINE alone
                 self._set_host(host, HostState.MONITORED)
 
