@@ -189,8 +189,8 @@ def build_cloud(rig: Rig) -> Cloud:
     seen = rig.wait_vms(cloud.all, lambda vm: vm.state_name == "RUNNING", timeout=120)
     assert all(vm.state_name == "RUNNING" for vm in seen.values()), \
         f"the cloud did not start: {[(i, vm.state_name) for i, vm in seen.items()]}"
-    rig.call("one.vm.action", "poweroff", cloud.user_off)
-    rig.call("one.vm.lock", cloud.locked, 1, False)
+    rig.sure_call("one.vm.action", "poweroff", cloud.user_off)
+    rig.sure_call("one.vm.lock", cloud.locked, 1, False)
     seen = rig.wait_vms([cloud.user_off], lambda vm: vm.state_name == "POWEROFF", timeout=60)
     assert seen[cloud.user_off].state_name == "POWEROFF", "the user's poweroff did not happen"
     return cloud
