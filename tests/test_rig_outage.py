@@ -1,7 +1,7 @@
 """A power outage on a REAL oned (6.10.5 and 7.4.0), healed by one-hooks through oned's own onehem.
 
 One outage per version covers every check (each test below reads the same
-evidence): the real ``one-hooks-install`` puts the shims into the rig's
+evidence; the two versions' outages run side by side): the real ``one-hooks-install`` puts the shims into the rig's
 remotes and registers the hooks through oned's XML-RPC; the rig's real
 ``onehem-server`` runs them (as root, with the rig's environment); nodes are
 reached through a local ``[node] command`` whose iSCSI tools are the node
@@ -33,9 +33,10 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -44,8 +45,8 @@ from one_hooks import config as config_mod
 from one_hooks.hooks.entry import running_watchers
 from one_hooks.install import hook_templates as ht
 from one_hooks.oned.client import Oned
-from tests.oned_rig import ACTION_MONITOR, HOSTS, ActionCall, HookLog, HookRecord, Rig, VmView
-from tests.plugin_rig import hooks_config
+from tests.oned_rig import ACTION_MONITOR, HOSTS, VERSIONS, ActionCall, HookLog, HookRecord, Rig, VmView
+from tests.plugin_rig import RigPool, hooks_config
 
 #: Resume attempts per VM ([recovery] attempts).
 ATTEMPTS = 3
@@ -285,10 +286,19 @@ def run_outage(rig: Rig, work: Path) -> Evidence:
     return evidence
 
 
+@pytest.fixture(scope="session")
+def outages(rig_pool: RigPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Future]]:
+    """Every version's outage, run side by side (mostly waiting for oned): half the wall time."""
+    rigs = [rig_pool.get(v) for v in VERSIONS if v in rig_pool.versions]
+    with ThreadPoolExecutor(max_workers=len(rigs), thread_name_prefix="outage") as pool:
+        yield {rig.version: pool.submit(run_outage, rig, tmp_path_factory.mktemp(f"outage-{rig.version}"))
+               for rig in rigs}
+
+
 @pytest.fixture(scope="module")
-def outage(rig: Rig, tmp_path_factory: pytest.TempPathFactory) -> Evidence:
+def outage(rig: Rig, outages: Dict[str, Future]) -> Evidence:
     """The one outage of this version's rig, and what oned recorded of it."""
-    return run_outage(rig, tmp_path_factory.mktemp(f"outage-{rig.version}"))
+    return outages[rig.version].result()
 
 
 def lcm_entries(ev: Evidence, vm_id: int, *messages: str) -> List[float]:
