@@ -1,12 +1,14 @@
-"""Carry out a recovery plan: lock, gate, re-check, resume in order, wait, report.
+"""Carry out a recovery plan: lock, gate, re-check, resume in order, carry each VM to an outcome.
 
 The engine receives its doors as parameters: ``oned`` (anything with
 ``host_info``, ``vm_info``, ``vm_pool``, ``vm_action``, like
 :class:`one_hooks.oned.client.Oned`), ``gate`` (anything with
 ``wait_healthy(host_name)``, like :class:`one_hooks.node.gate.Gate`; ``None`` when
 ``[iscsi] check = no``), a :class:`~one_hooks.recovery.ledger.Ledger`, a
-:class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
-from :mod:`one_hooks.recovery.policy`; this module sequences them.
+:class:`~one_hooks.audit.Reporter`, and the clocks and sleep. Decisions come
+from :mod:`one_hooks.recovery.policy` (which VMs), :mod:`~one_hooks.recovery.evidence`
+(what became of a resume) and :mod:`~one_hooks.recovery.carry` (what next);
+this module sequences them.
 
 Order of a host's recovery:
 
@@ -17,18 +19,22 @@ Order of a host's recovery:
 3. iSCSI gate once per host and run; not HEALTHY -> no resume, exit 1;
 4. per priority tier, under the host lock: re-read the tier's VMs (one VM
    info, or one pool read for several), decide again (oned is the source of
-   truth), resume, count the attempt in the ledger; transient errors are
-   retried after re-reading the VM; the lock is released before waiting;
-5. wait for the tier to be RUNNING (or ``tier_timeout``), then the next tier;
+   truth), leave a VM another live process carries to it, resume the others,
+   recording in the ledger the evidence read just before each call; the lock
+   is released before waiting;
+5. carry the tier's VMs (or ``tier_timeout``), then the next tier: each look
+   judges every VM from oned's evidence against its snapshot. oned runs a
+   resume seconds after accepting it (its LCM queue), so a VM still in the
+   state it was resumed from is waited for, never called failed; a failed
+   deploy (back with a new RETIME or DEPLOY error) is tried again after
+   ``retry_delay`` (doubling) up to ``attempts``; a resume oned dropped or a VM
+   a late monitor report powered off is resumed again; every re-send re-reads
+   the VM and the host under the host lock and asks the policy again;
 6. the settle window (``settle_seconds``): host-reconnect runs it in a
    detached watcher process (:meth:`Engine.watch_host`), or inline when asked.
 
 Hosts recovered in one run share the ``max_parallel`` workers and one pool
-snapshot. A resume is sent once (a lost answer is checked by re-reading, not
-by re-sending); a deploy that fails sends the VM back to UNKNOWN and fires the
-UNKNOWN hook again, whose bounded retries live in ``hooks.entry``. Besides
-sequencing, the engine reads the outcome of a resume from the VM's state
-(RUNNING, back in an outage state, FAILED).
+snapshot. A lost answer is checked by re-reading, not by re-sending at once.
 """
 from __future__ import annotations
 
@@ -37,18 +43,29 @@ import itertools
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..audit import Reporter
 from ..config import Config
 from ..errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
 from ..oned.model import Host, HostState, LcmState, Vm, VmState
-from .ledger import Ledger
-from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
+from .carry import Bounds, Progress, Step, carry_seconds, next_step
+from .evidence import Judgement, Snapshot, Verdict, judge
+from .ledger import Attempts, Ledger
+from .policy import Action, Decision, Settings, decide, is_failed_resume, is_outage_state, lock_hint, plan
 from .report import Outcome, Report, VmResult
 
-__all__ = ["Engine", "Timing", "build_engine", "id_range"]
+__all__ = ["Engine", "Timing", "build_engine", "id_range", "PICKUP_GRACE"]
+
+#: Seconds a resume may show no sign of being run before it is sent again
+#: (doubling each time). oned ran resumes 0.3-1.1 s + 25-56 ms per resume in
+#: its queue after accepting them, 10.4 s at worst with 170 in flight, on both
+#: real versions (rig-findings); the simulated storm of 2,000 VMs queues for
+#: ~80 s. A resume oned dropped without a trace is rare (the usual drop shows:
+#: the VM is POWEROFF by the monitor, and is sent again at once), so the grace
+#: errs long: a needless re-send costs a "resumed twice" in the audit trail.
+PICKUP_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ class Timing:
     lock_timeout: float = 600.0
     attempts: int = 3
     retry_delay: float = 10.0
+    pickup_grace: float = PICKUP_GRACE
 
     @classmethod
     def from_config(cls, config: Config, settle: bool = False) -> "Timing":
@@ -80,16 +98,29 @@ class Timing:
             lock_timeout=max(60.0, r.wait_running + r.tier_timeout),
             attempts=r.attempts, retry_delay=r.retry_delay)
 
+    @property
+    def bounds(self) -> Bounds:
+        """The limits of carrying one VM."""
+        return Bounds(self.attempts, self.retry_delay, self.wait_running, self.pickup_grace)
+
+    @property
+    def carry_seconds(self) -> float:
+        """The longest one VM may be carried: every attempt's wait and every retry delay."""
+        return carry_seconds(self.attempts, self.wait_running, self.retry_delay)
+
 
 @dataclass
-class _Pending:
-    """A VM whose resume oned accepted and whose RUNNING we still wait for."""
+class _Carried:
+    """A VM this run resumed and carries to a final outcome."""
 
     decision: Decision
-    started: float
-    attempts: int
-    #: order of the accepted resume among this run's events (see Engine._look)
+    before: Snapshot
+    progress: Progress
+    #: order of the last accepted resume among this run's events (see Engine._look)
     seq: int = 0
+    #: this run saw it BOOT_* or RUNNING since the last call (its own evidence of a pick-up)
+    seen: bool = False
+    sends_total: int = 1
 
 
 class Engine:
@@ -99,7 +130,8 @@ class Engine:
                  reporter: Reporter, gate: Any = None, *, who: str = "recover",
                  dry_run: bool = False, honour_ledger: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall: Callable[[], float] = time.time) -> None:
         self.oned = oned
         self.settings = settings
         self.timing = timing
@@ -111,6 +143,7 @@ class Engine:
         self.honour_ledger = honour_ledger
         self.clock = clock
         self.sleep = sleep
+        self.wall = wall
         self.report = Report()
         self._by = f"{who}[{os.getpid()}]"
         self._gated: Dict[int, bool] = {}
@@ -125,12 +158,19 @@ class Engine:
         self._many_hosts = False
         # Orders resumes and looks: a look begun before a resume proves nothing about it.
         self._events = itertools.count(1)
+        # VMs this run carries (claimed in the ledger), and those left to others (said once).
+        self._carrying: Set[int] = set()
+        self._left: Set[int] = set()
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, timing.max_parallel), thread_name_prefix="resume")
 
     def close(self) -> None:
-        """Stop the worker threads."""
+        """Stop the worker threads; VMs still claimed are no longer carried by this run."""
         self._workers.shutdown(wait=True)
+        for vm_id in sorted(self._carrying):
+            self.ledger.release(vm_id)
+        self._carrying.clear()
+        self.ledger.close()
 
     def __enter__(self) -> "Engine":
         return self
@@ -167,12 +207,9 @@ class Engine:
         return self.report
 
     def recover_host(self, host_id: int, only: Optional[Iterable[int]] = None,
-                     retry: bool = False, settle: bool = False,
-                     known_host: Optional[Host] = None) -> Report:
+                     settle: bool = False, known_host: Optional[Host] = None) -> Report:
         """Recover the candidates of one host (or just the VMs in ``only``).
 
-        ``retry`` marks the UNKNOWN hook's re-run after a failed deploy: the
-        ledger's record of an earlier attempt then does not stop the resume.
         ``known_host`` is a host record the caller has just read (saves a call).
         """
         started = self.clock()
@@ -189,7 +226,7 @@ class Engine:
         if host.state != HostState.MONITORED:
             self.out.line(f"host {host.id} ({host.name}) is {host.state.name}, not MONITORED: "
                           "nothing resumed there now, host-reconnect will run when it is back")
-        self._pass(host, plan(host, vms, self.settings), retry, log_skips=True)
+        self._pass(host, plan(host, vms, self.settings, self._adoptable(vms)), log_skips=True)
         if settle and self.timing.settle_seconds > 0 and host.state == HostState.MONITORED:
             self._settle(host.id, started + self.timing.settle_seconds)
         return self.report
@@ -208,7 +245,7 @@ class Engine:
 
     # --- one pass over a plan -----------------------------------------------
 
-    def _pass(self, host: Host, host_plan: Any, retry: bool, log_skips: bool) -> None:
+    def _pass(self, host: Host, host_plan: Any, log_skips: bool) -> None:
         for d in host_plan.decisions:
             if d.action == Action.SKIP:
                 if log_skips:
@@ -228,21 +265,21 @@ class Engine:
             return
         with self._lock:
             self._to_settle += len(host_plan.to_resume)
-        waiting: List[_Pending] = []
+        waiting: List[_Carried] = []
         for tier in tiers:
             tier_start = self.clock()
             # Waiting for another process: real time, whatever clock this run uses.
             with self.ledger.host_lock(host.id, self.timing.lock_timeout):
                 # Re-read right before acting: one pool call for the tier, not one per VM.
                 fresh = self._reread(host, tier)
-                acts = [self._workers.submit(self._act, host, d, retry, fresh.get(d.vm_id))
+                acts = [self._workers.submit(self._act, host, d, fresh.get(d.vm_id))
                         for d in tier]
                 sent = [p for p in (f.result() for f in acts) if p is not None]
-            waiting = self._wait(host, waiting + sent, tier_start + self.timing.tier_timeout)
+            waiting = self._carry(host, waiting + sent, tier_start + self.timing.tier_timeout)
             if waiting and tier is not tiers[-1]:
                 self.out.warning(f"host {host.name}: tier {tier[0].tier} not all RUNNING after "
                                  f"{self.timing.tier_timeout:g} s; starting the next tier")
-        self._wait(host, waiting, float("inf"))
+        self._carry(host, waiting, float("inf"))
 
     def _gate_passes(self, host: Host, targets: Sequence[Decision]) -> bool:
         """Run the iSCSI gate once per host and run; record the targets it blocks."""
@@ -277,7 +314,7 @@ class Engine:
 
     # --- acting on one VM ---------------------------------------------------
 
-    def _reread(self, host: Host, tier: Sequence[Decision]) -> Dict[int, Vm]:
+    def _reread(self, host: Host, tier: Sequence[Any]) -> Dict[int, Vm]:
         """The tier's VMs as oned has them now ({}: read them one by one).
 
         A few VMs are cheaper to read one by one than the whole pool.
@@ -291,9 +328,20 @@ class Engine:
             self.out.warning(f"host {host.name}: pool re-read failed ({exc}); reading VMs one by one")
             return {}
 
-    def _act(self, host: Host, planned: Decision, retry: bool,
-             known: Optional[Vm] = None) -> Optional[_Pending]:
-        """Re-decide on a fresh read, resume once. Runs under the host lock."""
+    def _adoptable(self, vms: Iterable[Vm]) -> List[int]:
+        """VMs a failed resume of ours left POWEROFF (ACTION resume) whose recovery this run may carry on."""
+        if not self.honour_ledger:
+            return []
+        found = []
+        for vm in vms:
+            if is_failed_resume(vm):
+                record = self.ledger.get(vm.id)
+                if record.before is not None and not record.final:
+                    found.append(vm.id)
+        return found
+
+    def _act(self, host: Host, planned: Decision, known: Optional[Vm] = None) -> Optional[_Carried]:
+        """Re-decide on a fresh read, then resume once or carry on an earlier resume. Under the host lock."""
         try:
             vm = known if known is not None else self.oned.vm_info(planned.vm_id)
         except OnedNotFound:
@@ -302,7 +350,17 @@ class Engine:
         except OnedError as exc:
             self._finish(planned, host, Outcome.FAILED, f"cannot re-read before resume: {exc}")
             return None
-        fresh = decide(vm, host, self.settings)
+        carrier = self.ledger.carrier_of(vm.id)
+        if carrier is not None and carrier.token != self.ledger.token:
+            self._finish(planned, host, Outcome.HANDLED,
+                         f"left to {carrier.who} (pid {carrier.pid}), which resumed it", vm)
+            return None
+        record = self.ledger.get(vm.id)
+        if not self.honour_ledger and (record.sent or record.final):
+            self.ledger.clear(vm.id)  # an operator's explicit request starts afresh
+            record = Attempts(vm.id)
+        pending = record.before is not None and not record.final
+        fresh = decide(vm, host, self.settings, carrying=pending)
         if fresh.action == Action.LOCKED:
             self._finish(planned, host, Outcome.LOCKED, fresh.reason, vm)
             return None
@@ -310,105 +368,279 @@ class Engine:
             outcome = Outcome.SKIPPED if is_outage_state(vm) else Outcome.HANDLED
             self._finish(planned, host, outcome, f"state moved on: {fresh.reason}", vm)
             return None
-        earlier = self.ledger.get(vm.id)
-        if earlier.count and self.honour_ledger and not retry:
-            self._finish(planned, host, Outcome.HANDLED,
-                         f"already resumed {earlier.count} time(s) (last by {earlier.by}); "
-                         "a failed deploy is retried by the UNKNOWN hook", vm, earlier.count)
+        if record.final:
+            self.out.warning(f"VM {vm.id} ({vm.name}): {record.final} earlier ({record.by}, "
+                             f"{record.applied} failed attempt(s)): not resumed again by a hook; "
+                             f"fix its host, then 'onevm resume {vm.id}' or 'one-hooks recover'")
+            self._finish(planned, host, Outcome.SKIPPED, f"{record.final} earlier by {record.by}", vm,
+                         quiet=True)
             return None
-        return self._resume(host, fresh, vm)
+        if pending and record.before is not None:
+            return self._adopt(host, fresh, vm, record, record.before)
+        return self._resume(host, fresh, vm, Progress(record.applied, 0, self.clock(), self.clock()))
 
-    def _resume(self, host: Host, d: Decision, vm: Vm) -> Optional[_Pending]:
+    def _adopt(self, host: Host, d: Decision, vm: Vm, record: Attempts, before: Snapshot) -> _Carried:
+        """Carry on the recovery a process that died left half done: judge its last call first."""
+        self._claim(vm.id)
+        ago = max(0.0, self.wall() - before.called)
+        now = self.clock()
+        self.out.line(f"VM {vm.id} ({vm.name}): carrying on from {record.by or 'an earlier run'} "
+                      f"(no longer running), whose resume was accepted {ago:.0f} s ago")
+        return _Carried(d, before, Progress(record.applied, 1, now - ago, now - ago), 0,
+                        sends_total=record.sent)
+
+    def _claim(self, vm_id: int) -> None:
+        self.ledger.carry(vm_id, self.who, self.wall() + self.timing.carry_seconds + 60)
+        with self._lock:
+            self._carrying.add(vm_id)
+
+    def _resume(self, host: Host, d: Decision, vm: Vm, progress: Progress,
+                carried: Optional[_Carried] = None) -> Optional[_Carried]:
+        """Send one resume; the carried VM, or None if its recovery ended here.
+
+        A transient error, or a refusal while the VM is still a candidate (oned
+        refuses a VM caught in SHUTDOWN_POWEROFF, and a busy oned's database can
+        answer "Error getting virtual machine" for a VM that exists: both seen
+        on the real rigs), is retried after a re-read, ``call_retries`` times.
+        """
         for k in range(self.timing.call_retries + 1):
+            self._same_second_guard(vm)
+            before = Snapshot.of(vm, self.wall())
             try:
                 self.oned.vm_action("resume", vm.id)
-                break
+                return self._accepted(d, vm, before, progress, carried)
             except OnedLocked:
-                self._finish(d, host, Outcome.LOCKED, lock_hint(vm), vm)
+                self._end(d, host, Outcome.LOCKED, lock_hint(vm), vm, carried, clear=True)
                 return None
-            except (OnedActionRefused, OnedNotFound) as exc:
-                return self._moved_or_failed(host, d, f"oned refused resume: {exc.message}")
             except OnedError as exc:
-                if not exc.transient or k == self.timing.call_retries:
-                    self._finish(d, host, Outcome.FAILED, f"resume failed: {exc}", vm)
-                    return None
-                self.out.warning(f"VM {vm.id}: resume: {exc}; retrying in "
-                                 f"{self.timing.call_retry_delay * 2 ** k:g} s")
-                self.sleep(self.timing.call_retry_delay * 2 ** k)
-                # The call may have reached oned before the answer was lost.
-                moved = self._moved_or_failed(host, d, "", quiet=True)
-                if moved is not None:
+                refused = isinstance(exc, (OnedActionRefused, OnedNotFound))
+                what = f"oned refused resume: {exc.message}" if refused else f"resume failed: {exc}"
+                if not (refused or exc.transient) or k == self.timing.call_retries:
+                    return self._refused(host, d, before, progress, carried, what)
+                delay = self.timing.call_retry_delay * 2 ** k
+                if not refused:
+                    self.out.warning(f"VM {vm.id}: resume: {exc}; retrying in {delay:g} s")
+                self.sleep(delay)
+                # The call may have reached oned before the answer was lost, or the VM moved on.
+                moved, again = self._after_refusal(host, d, vm, before, progress, carried)
+                if again is None:
                     return moved
-        attempts = self.ledger.record(vm.id, self._by).count
-        self.out.line(f"VM {vm.id} ({vm.name}): resume accepted (attempt {attempts})")
-        return _Pending(d, self.clock(), attempts, next(self._events))
+                vm = again
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _moved_or_failed(self, host: Host, d: Decision, why: str,
-                         quiet: bool = False) -> Optional[_Pending]:
-        """After a refused or lost call: did the VM move on (handled) or not?"""
+    def _after_refusal(self, host: Host, d: Decision, last: Vm, before: Snapshot, progress: Progress,
+                       carried: Optional[_Carried]) -> Tuple[Optional[_Carried], Optional[Vm]]:
+        """Re-read after a refused or lost call: (carried or None, None) if that settled it,
+        else (None, the VM to try again with)."""
+        try:
+            vm = self.oned.vm_info(d.vm_id)
+        except OnedNotFound:
+            self._end(d, host, Outcome.HANDLED, "VM no longer exists", None, carried, clear=True)
+            return None, None
+        except OnedError:
+            return None, last  # oned is struggling: the next call tells
+        if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
+            return self._accepted(d, vm, before, progress, carried), None
+        if vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.SHUTDOWN_POWEROFF:
+            return None, vm  # the monitor is powering it off this instant: POWEROFF next
+        fresh = decide(vm, host, self.settings, carrying=True)
+        if fresh.action == Action.RESUME:
+            return None, vm
+        if fresh.action == Action.LOCKED:
+            self._end(d, host, Outcome.LOCKED, fresh.reason, vm, carried, clear=True)
+        else:
+            self._end(d, host, Outcome.HANDLED, f"state moved on: {fresh.reason}", vm, carried, clear=True)
+        return None, None
+
+    def _accepted(self, d: Decision, vm: Vm, before: Snapshot, progress: Progress,
+                  carried: Optional[_Carried]) -> _Carried:
+        """Record an accepted call: ledger, claim, and the carried VM's new state."""
+        now = self.clock()
+        record = self.ledger.sent(vm.id, self._by, before)
+        if vm.id not in self._carrying:
+            self._claim(vm.id)
+        sends = progress.sends + 1
+        attempt = progress.applied + 1
+        more = f", sent again ({sends})" if sends > 1 else ""
+        self.out.line(f"VM {vm.id} ({vm.name}): resume accepted (attempt {attempt}{more})")
+        started = now if sends == 1 else progress.attempt_started
+        new = Progress(progress.applied, sends, started, now)
+        if carried is None:
+            return _Carried(d, before, new, next(self._events), sends_total=record.sent)
+        carried.before, carried.progress, carried.seq, carried.seen = before, new, next(self._events), False
+        carried.sends_total = record.sent
+        return carried
+
+    def _refused(self, host: Host, d: Decision, before: Snapshot, progress: Progress,
+                 carried: Optional[_Carried], why: str) -> Optional[_Carried]:
+        """The call failed for good: did the resume go through anyway, or the VM move on?"""
         try:
             vm = self.oned.vm_info(d.vm_id)
         except OnedError as exc:
-            if not quiet:
-                self._finish(d, host, Outcome.FAILED, f"{why}; re-read failed: {exc}")
+            self._end(d, host, Outcome.FAILED, f"{why}; re-read failed: {exc}", None, carried)
             return None
         if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
-            attempts = self.ledger.record(vm.id, self._by).count
-            return _Pending(d, self.clock(), attempts, next(self._events))
-        if quiet:
-            return None
-        if not is_outage_state(vm):
-            self._finish(d, host, Outcome.HANDLED, f"state moved on to {vm.state_name} ({why})", vm)
+            return self._accepted(d, vm, before, progress, carried)
+        if not (is_outage_state(vm) or is_failed_resume(vm)):
+            self._end(d, host, Outcome.HANDLED, f"state moved on to {vm.state_name} ({why})", vm,
+                      carried, clear=True)
         else:
-            self._finish(d, host, Outcome.FAILED, why, vm)
+            self._end(d, host, Outcome.FAILED, why, vm, carried)
         return None
 
-    # --- waiting for RUNNING ------------------------------------------------
+    def _same_second_guard(self, vm: Vm) -> None:
+        """Never resume in the second of the VM's last RETIME: oned's times have 1 s resolution,
+        and a failure in that same second would leave no new mark to judge by."""
+        retime = vm.history.retime if vm.history else 0
+        now = self.wall()
+        if retime and int(now) <= retime:
+            self.sleep(min(1.0, retime + 1 - now))
 
-    def _wait(self, host: Host, pending: List[_Pending], barrier: float) -> List[_Pending]:
-        """Poll the host's VMs until each pending one settles or ``barrier`` passes."""
-        while pending:
-            # A resumed VM is not RUNNING before its deploy has run on the node: a look
-            # right after sending the resumes finds only BOOT states and costs oned a call.
+    # --- carrying resumed VMs to an outcome -----------------------------------
+
+    def _carry(self, host: Host, carried: List[_Carried], barrier: float) -> List[_Carried]:
+        """Look at the carried VMs until each has an outcome or ``barrier`` passes; the rest."""
+        bounds = self.timing.bounds
+        while carried:
+            # A resumed VM is not RUNNING before oned's queue and the deploy have run:
+            # a look right after sending the resumes costs oned a call and shows nothing.
             self.sleep(self.timing.poll_interval)
-            taken, seen = self._look(host, [p.decision.vm_id for p in pending])
-            still: List[_Pending] = []
+            taken, seen = self._look(host, [c.decision.vm_id for c in carried])
             now = self.clock()
-            for p in pending:
-                # A look taken before this VM's resume says nothing about its outcome.
-                vm = seen.get(p.decision.vm_id) if taken > p.seq else None
-                if vm is not None and vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING:
-                    self.ledger.clear(vm.id)
-                    self._finish(p.decision, host, Outcome.RUNNING, "resumed, RUNNING", vm,
-                                 p.attempts, now - p.started)
-                elif vm is not None and (is_outage_state(vm) or vm.state in (VmState.POWEROFF, VmState.FAILED)
-                                         or "FAILURE" in vm.lcm_state.name):
-                    self._finish(p.decision, host, Outcome.FAILED,
-                                 f"deploy failed, VM back in {vm.state_name} (attempt {p.attempts} of "
-                                 f"{self.timing.attempts})", vm, p.attempts, now - p.started)
-                elif now - p.started >= self.timing.wait_running:
-                    state = vm.state_name if vm else "unknown state"
-                    self._finish(p.decision, host, Outcome.TIMEOUT,
-                                 f"not RUNNING {self.timing.wait_running:g} s after resume ({state})",
-                                 vm, p.attempts, now - p.started)
+            still: List[_Carried] = []
+            again: List[Tuple[_Carried, Step]] = []
+            for c in carried:
+                vm_id = c.decision.vm_id
+                if taken <= c.seq:
+                    # No look since the last call (or the look failed): only time can tell.
+                    step, why = next_step(c.progress, Judgement(Verdict.IN_PROGRESS, "no look since the call"),
+                                          now, bounds)
+                    vm: Optional[Vm] = None
+                elif vm_id not in seen:
+                    self._end(c.decision, host, Outcome.HANDLED, "VM no longer exists", None, c, clear=True)
+                    continue
                 else:
-                    still.append(p)
-            pending = still
-            if not pending or now >= barrier:
+                    vm = seen[vm_id]
+                    if vm.state == VmState.ACTIVE and (vm.lcm_state == LcmState.RUNNING
+                                                       or vm.lcm_state.name.startswith("BOOT")):
+                        c.seen = True
+                    judgement = judge(c.before, vm, c.seen)
+                    step, why = next_step(c.progress, judgement, now, bounds)
+                if self._step(host, c, step, why, vm, now, again):
+                    still.append(c)
+            if again:
+                still += self._send_again(host, again)
+            carried = still
+            if not carried or self.clock() >= barrier:
                 break
-        return pending
+        return carried
+
+    def _step(self, host: Host, c: _Carried, step: Step, why: str, vm: Optional[Vm], now: float,
+              again: List[Tuple[_Carried, Step]]) -> bool:
+        """Carry out a step; True while the VM is still carried here (a re-send goes to ``again``)."""
+        d, p = c.decision, c.progress
+        if step == Step.WAIT:
+            return True
+        if step == Step.DONE:
+            self._end(d, host, Outcome.RUNNING, "resumed, RUNNING", vm, c, clear=True)
+            return False
+        if step == Step.STOP:
+            self._end(d, host, Outcome.HANDLED, why, vm, c, clear=True)
+            return False
+        if step == Step.TIMEOUT:
+            self._end(d, host, Outcome.TIMEOUT, f"{why}; see its log (onevm show {d.vm_id}), then "
+                      f"'onevm resume {d.vm_id}' once the cause is fixed", vm, c, final="timeout")
+            return False
+        if step == Step.GIVE_UP:
+            self.ledger.applied(d.vm_id)
+            c.progress = replace(p, applied=p.applied + 1)
+            self._end(d, host, Outcome.GAVE_UP, f"{why}; fix host {host.name}, then "
+                      f"'onevm resume {d.vm_id}' (or 'one-hooks recover --host {host.name}')",
+                      vm, c, final="gave up")
+            return False
+        if step == Step.RETRY_LATER:
+            # The failure is counted; from now on evidence is judged against the VM as it is.
+            assert vm is not None
+            refreshed = Snapshot.of(vm, c.before.called)
+            self.ledger.applied(d.vm_id, refreshed)
+            delay = self.timing.retry_delay * (2 ** p.applied)
+            c.before, c.seen = refreshed, False
+            c.progress = replace(p, applied=p.applied + 1, retry_at=now + delay)
+            self.out.warning(f"VM {d.vm_id} ({d.vm_name}): {why}")
+            return True
+        if step == Step.RETRY and p.retry_at is None:
+            # Bounced back after it ran: counted, and resumed again at once.
+            self.ledger.applied(d.vm_id)
+            c.progress = replace(p, applied=p.applied + 1)
+            self.out.line(f"VM {d.vm_id} ({d.vm_name}): {why}")
+        elif step == Step.RESEND:
+            self.out.line(f"VM {d.vm_id} ({d.vm_name}): {why}")
+        again.append((c, step))  # carried on by _send_again
+        return False
+
+    def _send_again(self, host: Host, again: List[Tuple[_Carried, Step]]) -> List[_Carried]:
+        """Resume carried VMs again, under the host lock, each re-read and re-decided first."""
+        try:
+            fresh_host = self.oned.host_info(host.id)
+        except OnedError as exc:
+            self.out.warning(f"host {host.name}: cannot read it before resuming again ({exc}); "
+                             "trying at the next look")
+            return [c for c, _ in again]
+        with self.ledger.host_lock(host.id, self.timing.lock_timeout):
+            fresh = self._reread(fresh_host, [c for c, _ in again])
+            futures = [self._workers.submit(self._again, fresh_host, c, step, fresh.get(c.decision.vm_id))
+                       for c, step in again]
+            return [c for c in (f.result() for f in futures) if c is not None]
+
+    def _again(self, host: Host, c: _Carried, step: Step, known: Optional[Vm]) -> Optional[_Carried]:
+        """One re-send (same attempt) or retry (new attempt) of a carried VM; None if it ended."""
+        d = c.decision
+        try:
+            vm = known if known is not None else self.oned.vm_info(d.vm_id)
+        except OnedNotFound:
+            self._end(d, host, Outcome.HANDLED, "VM no longer exists", None, c, clear=True)
+            return None
+        except OnedError as exc:
+            self.out.warning(f"VM {d.vm_id}: cannot re-read it before resuming again ({exc})")
+            return c
+        fresh = decide(vm, host, self.settings, carrying=True)
+        if fresh.action == Action.LOCKED:
+            self._end(d, host, Outcome.LOCKED, fresh.reason, vm, c, clear=True)
+            return None
+        if fresh.action == Action.SKIP:
+            if host.state != HostState.MONITORED:
+                # Not ours to force: host-reconnect takes over (with the attempts left) when it is back.
+                self._end(d, host, Outcome.HANDLED, f"{fresh.reason}; stopped carrying it", vm, c)
+                return None
+            if vm.state == VmState.ACTIVE and vm.lcm_state != LcmState.UNKNOWN:
+                return c  # RUNNING or booting since the look: the next look judges it
+            self._end(d, host, Outcome.SKIPPED, f"not resumed again: {fresh.reason}", vm, c, clear=True)
+            return None
+        latest = judge(c.before, vm, c.seen).verdict
+        if step == Step.RESEND and latest in (Verdict.DEPLOY_FAILED, Verdict.BOUNCED):
+            return c  # news since the look: judged at the next one
+        if step == Step.RETRY:
+            progress = Progress(c.progress.applied, 0, self.clock(), self.clock())
+        else:
+            progress = c.progress
+        return self._resume(host, fresh, vm, progress, c)
+
+    # --- looking ----------------------------------------------------------------
 
     def _look(self, host: Host, vm_ids: Sequence[int]) -> Tuple[int, Dict[int, Vm]]:
         """The look's place in the run's order of events, and some VMs of a host as seen.
 
         One VM: one info call. More: one pool snapshot shared by every host of
         the run and reused within a poll interval, so polling 25 hosts does not
-        cost 25 pool calls per look.
+        cost 25 pool calls per look. A VM the look does not list no longer exists.
         """
         try:
             if len(vm_ids) == 1 and not self._many_hosts:
                 taken = next(self._events)
-                return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
+                try:
+                    return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
+                except OnedNotFound:
+                    return taken, {}
             with self._snapshot_lock:
                 taken, when, snapshot = self._snapshot
                 # Polling must not crowd out the resumes: a pool call that took t
@@ -464,15 +696,32 @@ class Engine:
             if fresh_host.state != HostState.MONITORED:
                 self.out.warning(f"host {fresh_host.name} is {fresh_host.state.name}: stop watching")
                 return
-            # Failures are not retried here (a failed deploy is vm-unknown's to retry);
-            # a VM seen RUNNING that is down again is a new incident: its VM hook left it to us.
+            # Not again what this window ended without RUNNING; a VM seen RUNNING that
+            # is down again is a new incident: its VM hook left it to us.
             done = {r.vm_id for r in self.report.results.values()
-                    if r.outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE)}
+                    if r.outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE, Outcome.GAVE_UP)}
+            adoptable = set(self._adoptable(vms))
             new = [vm for vm in vms if vm.id not in done
-                   and decide(vm, fresh_host, self.settings).action == Action.RESUME]
+                   and decide(vm, fresh_host, self.settings, vm.id in adoptable).action == Action.RESUME
+                   and not self._not_ours(vm)]
             if new:
                 self.out.line(f"host {fresh_host.name}: {len(new)} more VM(s) became candidates")
-                self._pass(fresh_host, plan(fresh_host, new, self.settings), False, log_skips=False)
+                self._pass(fresh_host, plan(fresh_host, new, self.settings, adoptable), log_skips=False)
+
+    def _not_ours(self, vm: Vm) -> bool:
+        """A VM another live process carries, or one a process gave up on: said once, then left quietly."""
+        carrier = self.ledger.carrier_of(vm.id)
+        if carrier is not None and carrier.token != self.ledger.token:
+            why = f"left to {carrier.who} (pid {carrier.pid}), which resumed it"
+        else:
+            record = self.ledger.get(vm.id) if self.honour_ledger else Attempts(vm.id)
+            if not record.final:
+                return False
+            why = f"{record.final} earlier ({record.by}): not resumed again by a hook"
+        if vm.id not in self._left:
+            self._left.add(vm.id)
+            self.out.line(f"VM {vm.id} ({vm.name}): {why}")
+        return True
 
     # --- helpers --------------------------------------------------------------
 
@@ -482,14 +731,34 @@ class Engine:
             self.report.add(VmResult(d.vm_id, d.vm_name, host.name, d.state, after or d.state,
                                      outcome, reason, attempts, round(seconds, 3), d.tier))
 
+    def _end(self, d: Decision, host: Host, outcome: Outcome, reason: str, vm: Optional[Vm],
+             carried: Optional[_Carried], clear: bool = False, final: str = "") -> None:
+        """A carried (or about to be) VM's final outcome: ledger, claim, line, result."""
+        if clear:
+            self.ledger.clear(d.vm_id)
+        elif final:
+            self.ledger.finish(d.vm_id, final)
+        else:
+            self.ledger.release(d.vm_id)
+        with self._lock:
+            self._carrying.discard(d.vm_id)
+        attempts, seconds = 0, 0.0
+        if carried is not None:
+            attempts = carried.progress.applied + (0 if outcome == Outcome.GAVE_UP else 1)
+            seconds = self.clock() - carried.progress.attempt_started
+        self._finish(d, host, outcome, reason, vm, attempts, seconds)
+
     def _finish(self, d: Decision, host: Host, outcome: Outcome, reason: str,
-                vm: Optional[Vm] = None, attempts: int = 0, seconds: float = 0.0) -> None:
-        """Record a final outcome and say it."""
+                vm: Optional[Vm] = None, attempts: int = 0, seconds: float = 0.0,
+                quiet: bool = False) -> None:
+        """Record a final outcome and say it (``quiet``: the caller has said it)."""
         with self._lock:
             self._settled += 1
             progress = f"[{self._settled}/{max(self._to_settle, self._settled)}] "
         text = f"{progress}VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
-        if outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
+        if quiet:
+            pass
+        elif outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
             self.out.line(text)
         elif outcome == Outcome.LOCKED:
             self.out.warning(text)
@@ -524,9 +793,7 @@ def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any =
         gate = Gate(Node.from_config(config), config.iscsi, config.iscsiadm_argv(),
                     state_dir, clock=clock, sleep=sleep, wall=wall)
     r = config.recovery
-    # Attempt records stay meaningful while the UNKNOWN hook may still retry.
-    episode = r.settle_seconds + r.wait_running + r.retry_delay * (2 ** r.attempts)
-    ledger = Ledger(state_dir, episode=episode, wall=wall)
+    ledger = Ledger.from_section(r, wall=wall)
     return Engine(oned, Settings.from_section(r), Timing.from_config(config, settle=settle),
                   ledger, out, gate if config.iscsi.check else None, who=who, dry_run=dry_run,
-                  honour_ledger=honour_ledger, clock=clock, sleep=sleep)
+                  honour_ledger=honour_ledger, clock=clock, sleep=sleep, wall=wall)
