@@ -32,7 +32,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +44,8 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 from cloud import HEALTHY_SCENARIO, PYCACHE, REPO, STANDIN, production_python
 
 from one_hooks.hooks.entry import stop_watchers
-from tests.oned_rig import ACTION_MONITOR, HOSTS, HookLog, Rig, RigError, VmView, available, start_rigs
+from tests.oned_rig import (ACTION_MONITOR, HOSTS, HookLog, Rig, RigError, VmView, available, false_failures,
+                            read_audit_log, start_rigs)
 
 #: Parallel resumes per host of the ideal script (issue 9's definition of "ideal").
 IDEAL_PARALLEL = 8
@@ -57,7 +57,6 @@ STORM_TIMEOUT = 300.0
 POLL = 0.25
 #: oned 7.4's window after a VM's (re)start in which it ignores that VM's state reports.
 WINDOW_74 = 32.0
-LOG_LINE = re.compile(r"^\S+ (\S+)\[(\d+)\] (\w+) (.*)$")
 
 
 @dataclass
@@ -332,23 +331,6 @@ def _installer(rig: Rig, config: str, *args: str) -> None:
         raise RigError(f"one-hooks-install {' '.join(args)} failed: {proc.stdout[-800:]}{proc.stderr[-800:]}")
 
 
-def _false_failures(log_path: str, running: Set[int]) -> List[str]:
-    lines = []
-    try:
-        with open(log_path, errors="replace") as fh:
-            for line in fh:
-                m = LOG_LINE.match(line.rstrip("\n"))
-                if not m:
-                    continue
-                message = m.group(4)
-                if (m.group(3) == "ERROR" or ": failed:" in message) and \
-                        {int(n) for n in re.findall(r"\bVM (\d+)\b", message)} & running:
-                    lines.append(f"{m.group(1)} {m.group(3)} {message}")
-    except FileNotFoundError:
-        pass
-    return lines
-
-
 def run_real_storm(version: str, per_host: int = 90, old_sample: int = 10,
                    say: Callable[[str], None] = print) -> RealStormResult:
     """The three ways on one fresh rig of ``version``; the rig is stopped (and removed) afterwards."""
@@ -393,7 +375,7 @@ def run_real_storm(version: str, per_host: int = 90, old_sample: int = 10,
         per_call = old_procedure(rig, placement, old_sample)
         return RealStormResult(
             version, len(placement), hooked, ideal, per_call, old_sample,
-            _false_failures(os.path.join(work, "one-hooks.log"), running), failures, gaps,
+            false_failures(read_audit_log(os.path.join(work, "one-hooks.log")), running), failures, gaps,
             len(calls), sum(1 for n in per_vm.values() if n > 1))
     except BaseException:
         say(f"      oned {version}: failed; its files are kept in {work}")

@@ -57,6 +57,8 @@ _INVOKED = re.compile(rf"^({_CTIME}) \[Z\d+\]\[ReM\]\[\w\]: Req:(\d+) UID:\d+ IP
                       r"invoked (?:, )?\"?([\w-]+)\"?, (\d+)")
 _RESULT = re.compile(rf"^({_CTIME}) \[Z\d+\]\[ReM\]\[\w\]: Req:(\d+) UID:\d+ one\.vm\.action result (\w+)")
 _VMLOG = re.compile(rf"^({_CTIME}) \[Z\d+\]\[(\w+)\]\[(\w)\]: (.*)$")
+# one-hooks' log file: "2026-12-04T17:34:59+0000 one-hooks-host-reconnect[16100] WARNING VM 12 ..."
+_AUDIT = re.compile(r"^\S+ (\S+)\[\d+\] (\w+) (.*)$")
 
 #: VM and LCM states by name (oned's include/VirtualMachine.h; the same in 6.10 and 7.4).
 VM_STATES = {0: "INIT", 1: "PENDING", 2: "HOLD", 3: "ACTIVE", 4: "STOPPED", 5: "SUSPENDED", 6: "DONE",
@@ -514,6 +516,23 @@ class Rig:
         except FileNotFoundError:
             pass
         return lines
+
+
+def read_audit_log(path: Path) -> List[Tuple[str, str, str]]:
+    """``(program, level, message)`` of each line of one-hooks' log file (none if it is missing)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [(m.group(1), m.group(2), m.group(3)) for m in map(_AUDIT.match, text.splitlines()) if m]
+
+
+def false_failures(log: Iterable[Tuple[str, str, str]], running: Iterable[int]) -> List[str]:
+    """Lines of one-hooks' log at ERROR, or saying ``failed``, that name a VM of ``running``."""
+    up = set(running)
+    return [f"{program} {level} {message}" for program, level, message in log
+            if (level == "ERROR" or ": failed:" in message)
+            and {int(n) for n in re.findall(r"\bVM (\d+)\b", message)} & up]
 
 
 class HookLog:

@@ -45,7 +45,8 @@ from one_hooks import config as config_mod
 from one_hooks.hooks.entry import running_watchers
 from one_hooks.install import hook_templates as ht
 from one_hooks.oned.client import Oned
-from tests.oned_rig import ACTION_MONITOR, HOSTS, VERSIONS, ActionCall, HookLog, HookRecord, Rig, VmView
+from tests.oned_rig import (ACTION_MONITOR, HOSTS, VERSIONS, ActionCall, HookLog, HookRecord, Rig, VmView,
+                            false_failures, read_audit_log)
 from tests.plugin_rig import RigPool, hooks_config
 
 #: Resume attempts per VM ([recovery] attempts).
@@ -64,7 +65,6 @@ h3  session-P3  session-P3-free
 *   multipath   multipath-healthy
 """
 STANDIN = Path(one_hooks.sim.__file__).parent / "node_standin"
-LOG_LINE = re.compile(r"^\S+ (\S+)\[(\d+)\] (\w+) (.*)$")
 
 
 @dataclass
@@ -268,12 +268,7 @@ def run_outage(rig: Rig, work: Path) -> Evidence:
 
     final = {i: rig.vm(i) for i in cloud.all}
     calls = rig.action_calls("resume", since=began)
-    log = []
-    log_path = work / "one-hooks.log"
-    for line in (log_path.read_text(errors="replace").splitlines() if log_path.exists() else []):
-        m = LOG_LINE.match(line)
-        if m:
-            log.append((m.group(1), m.group(3), m.group(4)))
+    log = read_audit_log(work / "one-hooks.log")
     evidence = Evidence(
         rig=rig, cloud=cloud, config=config, env={**rig.env, "ONE_HOOKS_CONFIG": config},
         install_out=installed.stdout, began=began, returned=returned, final=final,
@@ -421,9 +416,7 @@ def test_hook_executions_exit_as_they_should(outage: Evidence) -> None:
 def test_no_false_failure_in_the_log(outage: Evidence) -> None:
     """No ERROR line (nor 'failed') about a VM that ended RUNNING: at 3 a.m. the log must be believed."""
     running = {i for i, vm in outage.final.items() if vm.state_name == "RUNNING"}
-    false = [f"{program} {level} {message}" for program, level, message in outage.log
-             if (level == "ERROR" or ": failed:" in message)
-             and {int(n) for n in re.findall(r"\bVM (\d+)\b", message)} & running]
+    false = false_failures(outage.log, running)
     assert false == [], "\n".join(false)
     stdout_false = [r.stdout for runs in outage.records.values() for r in runs
                     if any(f"VM {i} " in line and (": failed:" in line or "gave up" in line)
