@@ -268,24 +268,16 @@ def _after_window(rig: Rig, vms: List[int]) -> float:
     return latest + WINDOW_74
 
 
-def _outage(rig: Rig, hosts: Tuple[str, ...], *args: str) -> None:
-    threads = [threading.Thread(target=rig.outage, args=(h, *args)) for h in hosts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
 def storm(rig: Rig, placement: Dict[int, str], ideal: Optional[IdealScript] = None) -> StormRun:
     """Cut all three hosts, bring them back with the domains gone, time until all RUNNING."""
     vms = sorted(placement)
     not_before = _after_window(rig, vms)
-    _outage(rig, HOSTS, "on", "--wait")
+    rig.outages(HOSTS, "on", "--wait")
     rig.wait_vms(vms, lambda vm: vm.state_name == "UNKNOWN", timeout=120, poll=1.0)
     time.sleep(max(0.0, not_before - time.time()))
     watcher = Watcher(rig, vms, time.time(), ideal.look if ideal else None).start()
     try:
-        _outage(rig, HOSTS, "off", "gone")
+        rig.outages(HOSTS, "off", "gone")
         watcher.done.wait(STORM_TIMEOUT)
     finally:
         watcher.stop()

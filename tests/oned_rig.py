@@ -20,6 +20,7 @@ Nothing here decides whether one-hooks did right: the tests do, from these facts
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import fcntl
 import os
 import random
@@ -471,6 +472,12 @@ class Rig:
     def outage(self, host: str, *args: str, timeout: float = 180.0) -> str:
         """``oned-rig ... outage HOST on|off [running|gone] [vmm-fail] [--wait]``; its report."""
         return self.script("outage", host, *args, timeout=timeout).stdout
+
+    def outages(self, hosts: Sequence[str], *args: str) -> None:
+        """:meth:`outage` for several hosts at once (as a power cut or a power return hits them)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            for done in [pool.submit(self.outage, host, *args) for host in hosts]:
+                done.result()
 
     def dummy_action(self, action: str, lines: Sequence[str]) -> None:
         """Script the dummy VMM driver's answers (``success [SECONDS]``/``failure``), cycling."""
