@@ -74,7 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
     parser.add_argument("--real", metavar="VERSIONS", default=None,
                         help="real oned versions for the real storm, comma separated, or 'none' "
-                             f"(default: {','.join(VERSIONS)}; none with --quick)")
+                             f"(default: {','.join(VERSIONS)} when ../shared/opennebula has the rigs; "
+                             "none with --quick)")
     parser.add_argument("--only-real", action="store_true", help="run only the real-oned storm")
     args = parser.parse_args(argv)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
@@ -110,7 +111,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _real_versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> List[str]:
     wanted = args.real
     if wanted is None:  # by default: both versions, when the rigs are here (not with --quick)
-        wanted = "none" if args.quick or available() else ",".join(VERSIONS)
+        wanted = "none" if (args.quick and not args.only_real) else ",".join(VERSIONS)
+        if available() and not args.only_real:
+            wanted = "none"
     if wanted == "none":
         if args.only_real:
             parser.error("--only-real needs a real oned version (--real)")
