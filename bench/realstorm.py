@@ -253,9 +253,17 @@ def _placement(rig: Rig, per_host: int) -> Dict[int, str]:
         made = list(pool.map(lambda job: (rig.create_vm(job[0], ids[job[1]], template_id=tid), job[1]), jobs))
     placement = dict(made)
     seen = rig.wait_vms(placement, lambda vm: vm.state_name == "RUNNING", timeout=600, poll=1.0)
+    stuck = [i for i, vm in seen.items() if vm.state_name != "RUNNING"]
+    if stuck:
+        # Under heavy load oned may drop a deploy's success ("deploy_success_action, VM in a
+        # wrong state") and leave the VM in BOOT, its domain made: tell oned it succeeded.
+        for vm_id in stuck:
+            rig.try_call("one.vm.recover", vm_id, 1)
+        seen = rig.wait_vms(placement, lambda vm: vm.state_name == "RUNNING", timeout=120, poll=1.0)
     down = [i for i, vm in seen.items() if vm.state_name != "RUNNING"]
     if down or len(seen) != len(placement):
-        raise RigError(f"{len(down)} of {len(placement)} VMs did not start")
+        raise RigError(f"{len(down)} of {len(placement)} VMs did not start: "
+                       f"{[(i, seen[i].state_name) for i in down[:10]]}")
     return placement
 
 
