@@ -89,6 +89,8 @@ class Cloud(VmActions):
         # report taken before the deploy powers the VM off again (0: never).
         self.late_poweroff = late_poweroff
         self.late_poweroff_after = late_poweroff_after
+        #: VMs a late report powered off since their host last returned (it happens once per return)
+        self.bounced: Set[int] = set()
         self.random = random.Random(seed)
         #: VM log lines oned writes but puts nowhere in the XML (dropped actions, ignored reports).
         self.vm_log: Dict[int, List[str]] = {}
@@ -214,6 +216,7 @@ class Cloud(VmActions):
             host = self.get_host(host_id)
             del_attr(host.template, "ERROR")
             host.last_monitored = self._ts()
+            self.bounced -= {vm.id for vm in self.host_vms(host_id)}
             self._set_host(host, HostState.MONITORED)
 
     def host_state(self, host_id: int, state: HostState) -> None:
