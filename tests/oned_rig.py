@@ -20,6 +20,7 @@ Nothing here decides whether one-hooks did right: the tests do, from these facts
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import fcntl
 import os
 import random
@@ -57,6 +58,8 @@ _INVOKED = re.compile(rf"^({_CTIME}) \[Z\d+\]\[ReM\]\[\w\]: Req:(\d+) UID:\d+ IP
                       r"invoked (?:, )?\"?([\w-]+)\"?, (\d+)")
 _RESULT = re.compile(rf"^({_CTIME}) \[Z\d+\]\[ReM\]\[\w\]: Req:(\d+) UID:\d+ one\.vm\.action result (\w+)")
 _VMLOG = re.compile(rf"^({_CTIME}) \[Z\d+\]\[(\w+)\]\[(\w)\]: (.*)$")
+# one-hooks' log file: "2026-12-04T17:34:59+0000 one-hooks-host-reconnect[16100] WARNING VM 12 ..."
+_AUDIT = re.compile(r"^\S+ (\S+)\[\d+\] (\w+) (.*)$")
 
 #: VM and LCM states by name (oned's include/VirtualMachine.h; the same in 6.10 and 7.4).
 VM_STATES = {0: "INIT", 1: "PENDING", 2: "HOLD", 3: "ACTIVE", 4: "STOPPED", 5: "SUSPENDED", 6: "DONE",
@@ -366,46 +369,63 @@ class Rig:
 
     def version_string(self) -> str:
         """oned's own idea of its version."""
-        return str(self.call("one.system.version"))
+        return str(self.sure_call("one.system.version"))
 
     def host_ids(self) -> Dict[str, int]:
         """Host name -> ID."""
-        pool = ET.fromstring(self.call("one.hostpool.info"))
+        pool = ET.fromstring(self.sure_call("one.hostpool.info"))
         return {_text(h, "NAME"): _int(h, "ID") for h in pool.findall("HOST")}
 
     def host_states(self) -> Dict[str, str]:
         """Host name -> state name."""
-        pool = ET.fromstring(self.call("one.hostpool.info"))
+        pool = ET.fromstring(self.sure_call("one.hostpool.info"))
         return {_text(h, "NAME"): HOST_STATES.get(_int(h, "STATE"), str(_int(h, "STATE")))
                 for h in pool.findall("HOST")}
 
     def template_id(self, name: str = "tiny") -> int:
         """ID of a VM template by name (the rig makes ``tiny``)."""
-        pool = ET.fromstring(self.call("one.templatepool.info", -2, -1, -1))
+        pool = ET.fromstring(self.sure_call("one.templatepool.info", -2, -1, -1))
         for t in pool.findall("VMTEMPLATE"):
             if _text(t, "NAME") == name:
                 return _int(t, "ID")
         raise RigError(f"no VM template named {name!r}")
 
+    def sure_call(self, method: str, *args: Any, tries: int = 5) -> Any:
+        """:meth:`call` for reads and for setting a cloud up: a refusal is tried again after a second.
+
+        Under load oned's sqlite answers "database is locked" and the request
+        fails with a misleading message ("User couldn't be authenticated",
+        "cluster [0] does not have any datastore of type SYSTEM_DS"). A read,
+        or a refused call, changed nothing, so trying it again is safe. (Never
+        for the calls under test: those are one-hooks' own.)
+        """
+        for attempt in range(tries):
+            ok, value = self.try_call(method, *args)
+            if ok:
+                return value
+            if attempt + 1 < tries:
+                time.sleep(1.0)
+        raise RigError(f"{method}{args!r}: {value} (tried {tries} times)")
+
     def create_vm(self, name: str, host_id: int, user_template: Optional[Mapping[str, str]] = None,
                   template_id: Optional[int] = None) -> int:
         """A VM of the template, on hold, its user template set, deployed on ``host_id``."""
         tid = self.template_id() if template_id is None else template_id
-        vm_id = int(self.call("one.template.instantiate", tid, name, True, "", False))
+        vm_id = int(self.sure_call("one.template.instantiate", tid, name, True, "", False))
         if user_template:
             text = "\n".join(f'{key} = "{value}"' for key, value in user_template.items())
-            self.call("one.vm.update", vm_id, text, 1)
-        self.call("one.vm.deploy", vm_id, host_id, False, -1)
+            self.sure_call("one.vm.update", vm_id, text, 1)
+        self.sure_call("one.vm.deploy", vm_id, host_id, False, -1)
         return vm_id
 
     def vm_pool(self) -> Dict[int, VmView]:
         """Every VM but DONE ones (short pool bodies: the last history record only)."""
-        pool = ET.fromstring(self.call("one.vmpool.info", -2, -1, -1, -1))
+        pool = ET.fromstring(self.sure_call("one.vmpool.info", -2, -1, -1, -1))
         return {vm.id: vm for vm in map(parse_vm, pool.findall("VM"))}
 
     def vm(self, vm_id: int) -> VmView:
         """One VM with all its history records."""
-        return parse_vm(ET.fromstring(self.call("one.vm.info", vm_id)))
+        return parse_vm(ET.fromstring(self.sure_call("one.vm.info", vm_id)))
 
     def wait_vms(self, vm_ids: Iterable[int], predicate: Callable[[VmView], bool], timeout: float,
                  poll: float = 0.5) -> Dict[int, VmView]:
@@ -430,12 +450,12 @@ class Rig:
 
     def hook_ids(self) -> Dict[str, int]:
         """Registered hook name -> ID."""
-        pool = ET.fromstring(self.call("one.hookpool.info", -2, -1, -1))
+        pool = ET.fromstring(self.sure_call("one.hookpool.info", -2, -1, -1))
         return {_text(h, "NAME"): _int(h, "ID") for h in pool.findall("HOOK")}
 
     def hook_records(self, hook_id: int = -1) -> List[HookRecord]:
         """Execution records oned keeps (the last 20 per hook; ``HookLog`` below keeps them all)."""
-        log = ET.fromstring(self.call("one.hooklog.info", -1, -1, hook_id, 0))
+        log = ET.fromstring(self.sure_call("one.hooklog.info", -1, -1, hook_id, 0))
         records = []
         for r in log.findall("HOOK_EXECUTION_RECORD"):
             stdout = _text(r, "EXECUTION_RESULT/STDOUT")
@@ -452,6 +472,12 @@ class Rig:
     def outage(self, host: str, *args: str, timeout: float = 180.0) -> str:
         """``oned-rig ... outage HOST on|off [running|gone] [vmm-fail] [--wait]``; its report."""
         return self.script("outage", host, *args, timeout=timeout).stdout
+
+    def outages(self, hosts: Sequence[str], *args: str) -> None:
+        """:meth:`outage` for several hosts at once (as a power cut or a power return hits them)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            for done in [pool.submit(self.outage, host, *args) for host in hosts]:
+                done.result()
 
     def dummy_action(self, action: str, lines: Sequence[str]) -> None:
         """Script the dummy VMM driver's answers (``success [SECONDS]``/``failure``), cycling."""
@@ -497,6 +523,23 @@ class Rig:
         except FileNotFoundError:
             pass
         return lines
+
+
+def read_audit_log(path: Path) -> List[Tuple[str, str, str]]:
+    """``(program, level, message)`` of each line of one-hooks' log file (none if it is missing)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [(m.group(1), m.group(2), m.group(3)) for m in map(_AUDIT.match, text.splitlines()) if m]
+
+
+def false_failures(log: Iterable[Tuple[str, str, str]], running: Iterable[int]) -> List[str]:
+    """Lines of one-hooks' log at ERROR, or saying ``failed``, that name a VM of ``running``."""
+    up = set(running)
+    return [f"{program} {level} {message}" for program, level, message in log
+            if (level == "ERROR" or ": failed:" in message)
+            and {int(n) for n in re.findall(r"\bVM (\d+)\b", message)} & up]
 
 
 class HookLog:
