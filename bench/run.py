@@ -13,12 +13,17 @@ same machine, because absolute times on a shared machine mean little:
 4. how hook cost and storm time grow from 100 to 10,000 VMs;
 5. the recovery storm on a REAL oned (6.10.5 and 7.4.0, ``../shared/opennebula``
    rigs): one-hooks fired by oned's own onehem vs an ideal resume script vs
-   the old one-CLI-process-per-VM procedure (``bench/realstorm.py``).
+   the old one-CLI-process-per-VM procedure (``bench/realstorm.py``);
+6. evacuating a dead host on a REAL oned: from the end of the grace to all of
+   its 90 VMs RUNNING elsewhere, one-hooks' host-error hook vs an ideal script
+   of 8 parallel migrates (``bench/evacuate.py``).
 
 ``--quick`` runs small sizes and leaves the real oned out (about a minute);
 ``--real VERSIONS`` chooses the real oned versions (``none``: no real oned; by
 default both when the rigs are there), ``--only-real`` runs only benchmark 5;
-``--json`` prints one JSON object instead of the tables. Nothing here asserts
+``--evacuate VERSIONS`` chooses the versions of benchmark 6 (default 6.10.5
+when the rigs are there, not with ``--quick``; ``none``), ``--only-evacuate``
+runs only it; ``--json`` prints one JSON object instead of the tables. Nothing here asserts
 a threshold: the targets of issues 6 and 9 are printed beside each figure.
 """
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any, Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cloud import compile_package  # noqa: E402
+from evacuate import EvacuationResult, run_real_evacuation  # noqa: E402
 from realstorm import STORM_TIMEOUT, RealStormResult, run_real_storm  # noqa: E402
 from scale import run_scale, run_scale_by_hosts  # noqa: E402
 from startup import run_startup  # noqa: E402
@@ -77,20 +83,30 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f"(default: {','.join(VERSIONS)} when ../shared/opennebula has the rigs; "
                              "none with --quick)")
     parser.add_argument("--only-real", action="store_true", help="run only the real-oned storm")
+    parser.add_argument("--evacuate", metavar="VERSIONS", default=None,
+                        help="real oned versions for the evacuation benchmark, comma separated, or 'none' "
+                             f"(default: {VERSIONS[0]} when the rigs are there; none with --quick)")
+    parser.add_argument("--only-evacuate", action="store_true", help="run only the evacuation benchmark")
     args = parser.parse_args(argv)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
         (lambda *a: print(*a, flush=True))
-    real = _real_versions(parser, args)
-    if not real and args.real is None and not args.quick:
+    evacuate = _evacuate_versions(parser, args)
+    real = [] if args.only_evacuate else _real_versions(parser, args)
+    if not real and args.real is None and not args.quick and not args.only_evacuate:
         say(f"(no recovery storm on a real oned: {available()})")
     began = time.monotonic()
     result: Dict[str, Any] = {}
-    if not args.only_real:
+    simulated = not (args.only_real or args.only_evacuate)
+    if simulated:
         sim_tables = run_simulated(args, say, result)
     if real:
         say(f"[real] recovery storm on a real oned: {', '.join(real)} ...")
         runs = [run_real_storm(version, say=say) for version in real]
         result.update(real_keys(runs))
+    if evacuate:
+        say(f"[evacuate] a dead host evacuated on a real oned: {', '.join(evacuate)} ...")
+        evacuations = [run_real_evacuation(version, say=say) for version in evacuate]
+        result.update(evacuate_keys(evacuations))
     result.update({"quick": args.quick, "machine": machine(), "bench_seconds": _r(time.monotonic() - began, 1)})
     if args.save:
         with open(args.save, "w") as fh:
@@ -101,11 +117,67 @@ def main(argv: Optional[List[str]] = None) -> int:
     m = result["machine"]
     print(f"\nMachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
           f"kernel {m['kernel']}; {'--quick' if result['quick'] else 'full'} run, {result['bench_seconds']} s\n")
-    if not args.only_real:
+    if simulated:
         print_tables(result, *sim_tables)
     if real:
         print_real(runs)
+    if evacuate:
+        print_evacuate(evacuations)
     return 0
+
+
+def _evacuate_versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> List[str]:
+    wanted = args.evacuate
+    if wanted is None:
+        wanted = "none" if (args.quick or args.only_real or available()) else VERSIONS[0]
+    if wanted == "none":
+        if args.only_evacuate:
+            parser.error("--only-evacuate needs a real oned version (--evacuate)")
+        return []
+    versions = [v.strip() for v in wanted.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in VERSIONS]
+    if unknown:
+        parser.error(f"--evacuate: unknown version(s) {', '.join(unknown)} (known: {', '.join(VERSIONS)}, none)")
+    why = available()
+    if why:
+        parser.error(f"--evacuate {wanted}: {why}; use --evacuate none")
+    return versions
+
+
+def evacuate_keys(runs: List[EvacuationResult]) -> Dict[str, Any]:
+    """Benchmark 6's JSON keys: the first version's figures at top level, every version's in a map."""
+    first = runs[0].as_dict()
+    return {
+        "evacuate_version": first["version"],
+        "evacuate_vms": first["vms"],
+        "evacuate_grace_s": first["grace_s"],
+        "evacuate_wall_s": first["wall_s"],
+        "evacuate_ideal_wall_s": first["ideal_wall_s"],
+        "evacuate_ratio_to_ideal": first["ratio_to_ideal"],
+        "evacuate_not_running": first["not_running"],
+        "evacuate_moved_more_than_once": first["moved_more_than_once"],
+        "evacuate_false_failures": first["false_failures"],
+        "evacuate_by_version": {run.version: run.as_dict() for run in runs},
+    }
+
+
+def print_evacuate(runs: List[EvacuationResult]) -> None:
+    """Benchmark 6's table."""
+    print(f"\n## Evacuating a dead host on a real oned ({runs[0].vms} VMs on h1, moved to h2 and h3)\n")
+    print("| oned | way | wall: end of the grace -> all RUNNING elsewhere | ratio |")
+    print("|---|---|---|---|")
+    for run in runs:
+        d = run.as_dict()
+        print(f"| {run.version} | one-hooks (host-error hook fired by oned's onehem: fence, disable, plan, "
+              f"gate, 8 moves at once) | {d['wall_s']} s | {d['ratio_to_ideal']}x the ideal |")
+        print(f"| {run.version} | ideal: 8 parallel one.vm.migrate the moment the grace ends | "
+              f"{d['ideal_wall_s']} s | 1 |")
+    print()
+    for run in runs:
+        d = run.as_dict()
+        print(f"- {run.version}: VMs not RUNNING elsewhere at the end {d['not_running']}, moved more than once "
+              f"{d['moved_more_than_once']}, false failures {d['false_failures']}, the watcher's exit code "
+              f"{d['watcher_exit_code']}")
 
 
 def _real_versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> List[str]:
