@@ -155,9 +155,8 @@ def _ideal(rig: Rig, vms: List[int]) -> Callable[[], None]:
 
 
 def _heal(rig: Rig, vms: List[int]) -> None:
-    """h1 back and enabled; the moved VMs removed."""
+    """h1 back (the ideal script never disabled it); the moved VMs removed."""
     rig.outage("h1", "off")
-    rig.try_call("one.host.status", rig.host_ids()["h1"], 0)
     if not rig.wait_hosts(("h1",), "MONITORED", timeout=180):
         raise RigError("h1 did not come back MONITORED")
     for vm_id in vms:

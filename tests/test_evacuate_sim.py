@@ -296,3 +296,25 @@ def test_ninety_vms_at_a_real_oned_pace(make_front) -> None:
     assert all(running_on(f, v) for v in vms)
     assert f.migrates() == Counter(vms)
     assert f.record(dead)["exit_code"] == 0 and " failed" not in f.log()
+
+
+def test_status_can_read_each_host_s_last_evacuation(make_front) -> None:
+    """What `one-hooks status` will show (issue 10): the record, and the live watcher during the grace."""
+    from one_hooks.recovery.evacuator import evacuations
+
+    f = make_front(grace=3.0)
+    dead, _ = f.sim.add_host("node-1"), f.sim.add_host("node-2")
+    vm = f.sim.add_vm("v", dead, ds_id=f.shared)
+    f.settle()
+    assert evacuations(f.stage.state, time.time()) == []
+    f.sim.host_error(dead)
+    deadline = time.monotonic() + 30
+    waiting = []
+    while not waiting and time.monotonic() < deadline:
+        waiting = [e for e in evacuations(f.stage.state, time.time()) if e["watcher"]]
+        time.sleep(0.1)
+    assert waiting and waiting[0]["host_id"] == dead and "stage" not in waiting[0]
+    f.settle()
+    (done,) = evacuations(f.stage.state, time.time())
+    assert done["watcher"] is None and done["stage"] == "done" and done["exit_code"] == 0
+    assert [v["vm_id"] for v in done["vms"]] == [vm] and done["vms"][0]["outcome"] == "running"

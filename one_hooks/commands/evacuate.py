@@ -15,7 +15,6 @@ evacuating) keeps it: this command then says so and exits 1.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from .. import audit
@@ -67,11 +66,6 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
                 evacuator.keepalive = lambda seconds: ledger.claim_watch(
                     host.id, ledger.wall() + seconds, kind="evacuate")
                 report = evacuator.evacuate(host.id, known_host=host)
-    if args.json:
-        json.dump(report.as_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for line in report.table():
-            print(line)
+    report.write(sys.stdout, args.json)
     out.line(f"evacuate: {report.summary()}")
     return report.exit_code

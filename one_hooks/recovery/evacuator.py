@@ -84,6 +84,38 @@ def record_path(state_dir: str, host_id: int) -> str:
     return os.path.join(state_dir, claims.EVACUATE_DIR, f"host-{int(host_id)}.json")
 
 
+def evacuations(state_dir: str, now: float) -> List[Dict[str, Any]]:
+    """What ``one-hooks status`` shows of evacuations: each host's last record, and its live watcher.
+
+    One dict per host with a record or a claim: the record's fields (``host``,
+    ``stage``: nothing to move, not fenced, moving, done; ``exit_code``,
+    ``summary``, ``vms``, ``problems``, ``fenced_at``, ``disabled``...) and
+    ``watcher``: the PID of the live host-error watcher (waiting out the grace,
+    or evacuating), None if there is none. An unreadable record is skipped.
+    """
+    folder = os.path.join(state_dir, claims.EVACUATE_DIR)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    hosts = sorted({int(n[5:].split(".")[0]) for n in names
+                    if n.startswith("host-") and n.split(".")[0][5:].isdigit()})
+    found: List[Dict[str, Any]] = []
+    for host_id in hosts:
+        body: Dict[str, Any] = {"host_id": host_id}
+        try:
+            loaded = json.loads(fsio.read_bytes(record_path(state_dir, host_id)).decode("utf-8"))
+            if isinstance(loaded, dict):
+                body.update(loaded)
+        except (OSError, ValueError):
+            pass
+        live = claims.live_claim(state_dir, host_id, now, claims.EVACUATE_DIR)
+        body["watcher"] = live[0] if live else None
+        if len(body) > 2 or body["watcher"] is not None:
+            found.append(body)
+    return found
+
+
 class Evacuator:
     """One evacuation run (host-error's watcher, or ``one-hooks evacuate``)."""
 
@@ -146,7 +178,8 @@ class Evacuator:
         moves = self.plan.moves
         if not moves:
             self.out.line(f"host {host.name}: nothing to move: not fenced, not disabled")
-            self._save(host, "nothing to move")
+            if not self.dry_run:
+                self._save(host, "nothing to move")
             return self.report
         if self.dry_run:
             for p in moves:

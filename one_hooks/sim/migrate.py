@@ -33,16 +33,14 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
 
 from ..oned.model import HistoryAction, HostState, LcmState, VmState
-from .faults import ACTION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API, Refused
+from .actions import refuse_if_locked
+from .faults import ACTION, INTERNAL, NO_EXISTS, XML_RPC_API, Refused
 from .objects import SimHistory, SimVm, log_time, set_attr
 
 if TYPE_CHECKING:  # annotations only
     from .lcm import LcmQueue
     from .objects import SimHost, Tables
     from .timeline import Timeline
-
-#: Lock levels that block MANAGE operations (migrate is one): USE, MANAGE, ALL.
-_MANAGE_BLOCKING_LOCKS = {1, 2, 4}
 
 _FAILURE = {LcmState.PROLOG_MIGRATE_UNKNOWN: LcmState.PROLOG_MIGRATE_UNKNOWN_FAILURE,
             LcmState.PROLOG_MIGRATE_POWEROFF: LcmState.PROLOG_MIGRATE_POWEROFF_FAILURE}
@@ -88,9 +86,7 @@ class VmMigrations:
         method = "one.vm.migrate"
         with self.lock:
             vm = self.get_vm(vm_id, method)
-            if vm.lock in _MANAGE_BLOCKING_LOCKS:
-                raise Refused(LOCKED, f"[{method}] User [0] : Not authorized to perform MANAGE VM [{vm_id}], "
-                                      "it is locked.")
+            refuse_if_locked(vm, method)
             unknown = vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.UNKNOWN
             running = vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING
             if not (unknown or running or vm.state in (VmState.POWEROFF, VmState.SUSPENDED)):
