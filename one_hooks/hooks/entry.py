@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch-host", type=int, metavar="HOST_ID", default=None,
                         help="(host-reconnect) run only the settle window for this host; (host-error) "
                              "run only the grace and the evacuation; each hook starts this itself, detached")
+    parser.add_argument("--since", type=float, metavar="EPOCH", default=None,
+                        help="(host-error, with --watch-host) the wall time the grace counts from: when the "
+                             "hook saw the host fail (host-error passes it)")
     # Set only in-process, by the first look (one_hooks.hooks.triage) that already read stdin.
     parser.set_defaults(payload=None)
     parser.epilog = ("exit codes: 0 done or nothing to do; 1 something could not be recovered "
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if watching:
             if args.event == "host-error":
                 from . import host_error
-                return host_error.watch(args.watch_host, config, out)
+                return host_error.watch(args.watch_host, config, out, since=args.since)
             if args.event != "host-reconnect":
                 raise PayloadError("--watch-host goes with host-reconnect or host-error only")
             return watch(args.watch_host, config, out)

@@ -32,12 +32,12 @@ from ..oned.model import Host
 __all__ = ["handle", "watch", "watcher_argv"]
 
 
-def watcher_argv(host_id: int, config: Config) -> List[str]:
-    """The command that runs the grace and the evacuation of ``host_id``."""
+def watcher_argv(host_id: int, config: Config, since: float) -> List[str]:
+    """The command that runs the grace (counted from wall time ``since``) and the evacuation of ``host_id``."""
     argv = [sys.executable, "-m", "one_hooks"]
     if config.path:
         argv += ["--config", config.path]
-    return argv + ["hook", "host-error", "--watch-host", str(host_id)]
+    return argv + ["hook", "host-error", "--watch-host", str(host_id), "--since", repr(float(since))]
 
 
 def handle(host: Host, config: Config, out: Reporter, *, oned: Any = None, gate: Any = None, fence: Any = None,
@@ -46,6 +46,7 @@ def handle(host: Host, config: Config, out: Reporter, *, oned: Any = None, gate:
            sleep: Callable[[float], None] = time.sleep,
            wall: Callable[[], float] = time.time) -> int:
     """The hook proper: check, claim, start the watcher (or run it here without ``spawn``)."""
+    since = wall()  # the grace counts from the failure oned reported, not from the watcher's start
     ev = config.evacuate
     out.line(f"host-error: host {host.id} ({host.name}) is {host.state.name}, was {host.prev_state.name}")
     if not ev.enabled:
@@ -70,7 +71,7 @@ def handle(host: Host, config: Config, out: Reporter, *, oned: Any = None, gate:
             return EXIT_OK
         if spawn is not None:
             try:
-                pid = spawn(watcher_argv(host.id, config))
+                pid = spawn(watcher_argv(host.id, config, since))
             except OneHooksError as exc:
                 out.warning(f"host-error: host {host.name}: cannot start the watcher ({exc}); waiting here")
             else:
@@ -80,7 +81,7 @@ def handle(host: Host, config: Config, out: Reporter, *, oned: Any = None, gate:
                          "hosts; the decisions go to the log")
                 return EXIT_OK
         return watch(host.id, config, out, oned=oned, gate=gate, fence=fence, clock=clock, sleep=sleep,
-                     wall=wall, ledger=ledger)
+                     wall=wall, ledger=ledger, since=since)
     finally:
         ledger.close()
 
@@ -89,8 +90,11 @@ def watch(host_id: int, config: Config, out: Reporter, *, oned: Any = None, gate
           clock: Callable[[], float] = time.monotonic,
           sleep: Callable[[float], None] = time.sleep,
           wall: Callable[[], float] = time.time,
-          ledger: Any = None) -> int:
-    """The watcher (``--watch-host``): the grace, then the evacuation if the host stayed in ERROR."""
+          ledger: Any = None, since: Optional[float] = None) -> int:
+    """The watcher (``--watch-host``): the grace, then the evacuation if the host stayed in ERROR.
+
+    ``since``: the wall time the grace counts from (the hook's start); None: now.
+    """
     from ..recovery.evacuator import build_evacuator, evacuation_budget, release_host, wait_out_grace
     from ..recovery.ledger import Ledger
 
@@ -103,7 +107,9 @@ def watch(host_id: int, config: Config, out: Reporter, *, oned: Any = None, gate
     try:
         # The hook handed its claim over to this process; say it again with our own PID.
         ledger.claim_watch(host_id, wall() + ev.grace + evacuation_budget(config), kind="evacuate")
-        host = wait_out_grace(oned, host_id, ev.grace, ev.interval, out, clock=clock, sleep=sleep)
+        already = min(ev.grace, max(0.0, wall() - since)) if since is not None else 0.0
+        host = wait_out_grace(oned, host_id, ev.grace, ev.interval, out, clock=clock, sleep=sleep,
+                              already=already)
         if host is None:
             return EXIT_OK
         ledger.claim_watch(host_id, wall() + evacuation_budget(config), kind="evacuate")

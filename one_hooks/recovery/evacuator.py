@@ -449,8 +449,11 @@ class Evacuator:
 
 def wait_out_grace(oned: Any, host_id: int, grace: float, interval: float, out: Reporter,
                    clock: Callable[[], float] = time.monotonic,
-                   sleep: Callable[[float], None] = time.sleep) -> Optional[Host]:
+                   sleep: Callable[[float], None] = time.sleep, already: float = 0.0) -> Optional[Host]:
     """The host once it has stayed in ERROR for ``grace`` seconds; None if it left ERROR meanwhile.
+
+    ``already``: seconds of the grace gone before this call (the hook that
+    saw the host go ERROR started this watcher that long ago).
 
     Looked at every ``interval`` seconds. A host MONITORED again is
     host-reconnect's; one an operator disabled or set offline is the
@@ -462,7 +465,7 @@ def wait_out_grace(oned: Any, host_id: int, grace: float, interval: float, out: 
     watcher does not see (shorter than ``interval``) cannot happen in
     production, where oned says ERROR minutes after the host went silent.
     """
-    started = clock()
+    started = clock() - max(0.0, already)
     while True:
         left = started + grace - clock()
         if left > 0:
