@@ -11,6 +11,7 @@ one-hooks-install uses. Nothing in the hook path is replaced or patched.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import subprocess
 from collections import Counter
@@ -205,7 +206,8 @@ def test_a_failed_deploy_retried_to_running_is_no_failure(make_cloud) -> None:
 def test_resumes_held_in_oneds_queue_are_waited_for(make_cloud) -> None:
     """oned's LCM takes 3 s to pick each resume up: the VMs stay UNKNOWN after the accepted
     call, and that is no failure (the old engine logged half of a real storm 'failed' so)."""
-    c = make_cloud(timing=OnedTiming(lcm_base=3.0, lcm_service=0.05))
+    c = make_cloud(pace=dataclasses.replace(PACE, pickup_grace=10.0),  # longer than the hold
+                   timing=OnedTiming(lcm_base=3.0, lcm_service=0.05))
     host = c.sim.add_host("node-1")
     vms = [c.sim.add_vm(f"vm{i}", host) for i in range(4)]
     c.outage([host])

@@ -491,29 +491,11 @@ def test_powered_off_again_by_a_late_report_is_resumed_again(world: World) -> No
     assert any("late monitor report powered the VM off again" in line for line in world.lines(logging.INFO))
 
 
-def test_no_resume_again_once_a_user_powered_it_off(world: World) -> None:
-    host = _host_with_vms(world, 1)
-    world.outage(host)
-    world.cloud.fail_deploys(1, vm_id=0)
-    looks = []
-
-    def user_acts() -> None:
-        if world.deploy_failed(0) and not looks:  # during the retry delay
-            looks.append(1)
-            world.act("poweroff", 0)
-
-    world.door.before_look = user_acts
-    with world.engine(Timing(poll_interval=1, retry_delay=10)) as engine:
-        report = engine.recover_host(host)
-    assert world.resumes() == [0]
-    assert world.state(0) == "POWEROFF/LCM_INIT"
-    assert report.results[0].outcome == Outcome.HANDLED and "user" in report.results[0].reason
-    assert report.exit_code == 0
-
-
 @pytest.mark.parametrize("change, outcome", [
-    ("opt-out", Outcome.SKIPPED), ("lock", Outcome.LOCKED), ("host-error", Outcome.HANDLED)])
+    ("user-poweroff", Outcome.HANDLED), ("opt-out", Outcome.SKIPPED), ("lock", Outcome.LOCKED),
+    ("host-error", Outcome.HANDLED)])
 def test_the_policy_is_asked_again_before_a_retry(world: World, change: str, outcome: Outcome) -> None:
+    """A VM a user powers off, opts out or locks during the retry delay is never resumed again."""
     host = _host_with_vms(world, 1)
     world.outage(host)
     world.cloud.fail_deploys(1, vm_id=0)
@@ -522,6 +504,9 @@ def test_the_policy_is_asked_again_before_a_retry(world: World, change: str, out
     def meanwhile() -> None:
         if world.deploy_failed(0) and not looks:  # during the retry delay
             looks.append(1)
+            if change == "user-poweroff":
+                world.act("poweroff", 0)
+                return
             with world.cloud.lock:
                 if change == "opt-out":
                     world.cloud.tables.vms[0].user_template.append(("ONE_HOOKS_RECOVER", "NO"))
@@ -535,6 +520,8 @@ def test_the_policy_is_asked_again_before_a_retry(world: World, change: str, out
         report = engine.recover_host(host)
     assert world.resumes() == [0]
     assert report.results[0].outcome == outcome, report.results[0]
+    if change == "user-poweroff":
+        assert world.state(0) == "POWEROFF/LCM_INIT" and "user" in report.results[0].reason
     record = Ledger(world.state_dir, wall=world.clock).get(0)
     if change == "host-error":
         # Left to host-reconnect, with the attempt it made counted: it carries on when the host is back.
@@ -544,20 +531,24 @@ def test_the_policy_is_asked_again_before_a_retry(world: World, change: str, out
         assert record == Attempts(0)
 
 
+def _resumed_by_a_dead_process(world: World, vm_id: int, who: str) -> None:
+    """The ledger's record and carry claim of a resume made by a process that then died."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ledger = Ledger(world.state_dir, wall=world.clock)
+    ledger.sent(vm_id, f"{who}[{dead.pid}]", Snapshot.of(world.door.vm_info(vm_id), world.clock()))
+    (Path(world.state_dir) / "carry").mkdir(exist_ok=True)
+    (Path(world.state_dir) / "carry" / f"vm-{vm_id}.claim").write_bytes(
+        claims.encode_carry(dead.pid, 1, "gone", world.clock() + 1000, who))
+
+
 def test_a_run_takes_over_from_one_that_died(world: World) -> None:
     """The process that resumed the VM was killed (onehem's TIMEOUT, OOM): the next one judges
     its last resume from the ledger's evidence and carries on within the attempts left."""
     host = _host_with_vms(world, 1)
     world.outage(host)
     world.cloud.fail_deploys(1, vm_id=0)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    ledger = Ledger(world.state_dir, wall=world.clock)
-    vm = world.door.vm_info(0)
-    ledger.sent(0, f"vm-unknown[{dead.pid}]", Snapshot.of(vm, world.clock()))
-    (Path(world.state_dir) / "carry").mkdir(exist_ok=True)
-    (Path(world.state_dir) / "carry" / "vm-0.claim").write_bytes(
-        claims.encode_carry(dead.pid, 1, "gone", world.clock() + 1000, "vm-unknown"))
+    _resumed_by_a_dead_process(world, 0, "vm-unknown")
     world.cloud.action("resume", 0)  # the dead process's resume: its deploy fails
     world.clock.settle()
     assert world.state(0) == "ACTIVE/UNKNOWN"
@@ -797,3 +788,22 @@ def test_settle_window_resumes_a_vm_that_goes_down_again(world: World) -> None:
     assert world.resumes() == [1, 1], (looks, world.out.getvalue())
     assert report.results[1].outcome == Outcome.RUNNING
     assert world.state(1) == "ACTIVE/RUNNING"
+
+
+def test_the_settle_window_carries_on_a_resume_its_first_pass_left_behind(world: World) -> None:
+    """7.4.0's VM 81: resumed while UNKNOWN, then POWEROFF (monitor) and its resume dropped. The
+    watcher used to see a candidate 'already resumed 1 time(s)' every look and leave it down; now,
+    the process that resumed it being gone, it judges that resume from the ledger and resumes again."""
+    host = world.cloud.add_host("node1")
+    vm = world.cloud.add_vm("vm81", host)
+    world.outage(host)
+    _resumed_by_a_dead_process(world, vm, "host-reconnect")
+    world.cloud.late_report(vm)  # POWEROFF by the monitor; the resume never ran
+    assert world.state(vm) == "POWEROFF/LCM_INIT"
+    timing = Timing(settle_seconds=120, settle_interval=10, poll_interval=1, pickup_grace=60)
+    with world.engine(timing) as engine:
+        report = engine.watch_host(host)
+    assert world.resumes() == [vm] and world.state(vm) == "ACTIVE/RUNNING"
+    assert report.exit_code == 0 and report.results[vm].outcome == Outcome.RUNNING
+    out = world.out.getvalue()
+    assert "carrying on from host-reconnect[" in out and "already resumed" not in out
