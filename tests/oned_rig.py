@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where CI has the rigs: ``../shared/opennebula`` beside the clone. ``ONE_HOOKS_RIGS``
@@ -206,7 +206,7 @@ def oned_time(stamp: str) -> float:
 class Rig:
     """One rig: ``oned-rig VERSION DIR`` with its own ports, started and stopped from here."""
 
-    def __init__(self, version: str, directory: Path, base: int,
+    def __init__(self, version: str, directory: Union[str, Path], base: int,
                  extra_env: Optional[Mapping[str, str]] = None) -> None:
         self.version = version
         self.dir = Path(directory)
@@ -525,7 +525,7 @@ class Rig:
         return lines
 
 
-def read_audit_log(path: Path) -> List[Tuple[str, str, str]]:
+def read_audit_log(path: Union[str, Path]) -> List[Tuple[str, str, str]]:
     """``(program, level, message)`` of each line of one-hooks' log file (none if it is missing)."""
     try:
         text = Path(path).read_text(errors="replace")
