@@ -408,15 +408,27 @@ class Rig:
         raise RigError(f"{method}{args!r}: {value} (tried {tries} times)")
 
     def create_vm(self, name: str, host_id: int, user_template: Optional[Mapping[str, str]] = None,
-                  template_id: Optional[int] = None) -> int:
-        """A VM of the template, on hold, its user template set, deployed on ``host_id``."""
+                  template_id: Optional[int] = None, tries: int = 3) -> int:
+        """A VM of the template, on hold, its user template set, deployed on ``host_id``.
+
+        A deploy refused half-way under load can leave the VM on hold with a
+        history row oned cannot write again ("Cannot update virtual machine
+        history"): that VM is deleted and another one made.
+        """
         tid = self.template_id() if template_id is None else template_id
-        vm_id = int(self.sure_call("one.template.instantiate", tid, name, True, "", False))
-        if user_template:
-            text = "\n".join(f'{key} = "{value}"' for key, value in user_template.items())
-            self.sure_call("one.vm.update", vm_id, text, 1)
-        self.sure_call("one.vm.deploy", vm_id, host_id, False, -1)
-        return vm_id
+        problem = ""
+        for _ in range(tries):
+            vm_id = int(self.sure_call("one.template.instantiate", tid, name, True, "", False))
+            try:
+                if user_template:
+                    text = "\n".join(f'{key} = "{value}"' for key, value in user_template.items())
+                    self.sure_call("one.vm.update", vm_id, text, 1)
+                self.sure_call("one.vm.deploy", vm_id, host_id, False, -1, tries=2)
+                return vm_id
+            except RigError as exc:
+                problem = str(exc)
+                self.try_call("one.vm.recover", vm_id, 3)  # delete
+        raise RigError(f"cannot make VM {name} on host {host_id}: {problem}")
 
     def vm_pool(self) -> Dict[int, VmView]:
         """Every VM but DONE ones (short pool bodies: the last history record only)."""
