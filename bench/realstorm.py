@@ -337,8 +337,8 @@ def _installer(rig: Rig, config: str, *args: str) -> None:
 
 
 def run_real_storm(version: str, per_host: int = 90, old_sample: int = 10,
-                   say: Callable[[str], None] = print) -> RealStormResult:
-    """The three ways on one fresh rig of ``version``; the rig is stopped (and removed) afterwards."""
+                   say: Callable[[str], None] = print, keep: bool = False) -> RealStormResult:
+    """The three ways on one fresh rig of ``version``; the rig is stopped (and removed, unless ``keep``)."""
     why = available()
     if why:
         raise RigError(why)
@@ -397,5 +397,7 @@ def run_real_storm(version: str, per_host: int = 90, old_sample: int = 10,
             rig.stop()
         except RigError as exc:
             say(f"      oned {version}: {exc}")
-        if work and not rig.processes():  # never remove a running rig's folder
+        if keep and work:
+            say(f"      oned {version}: its files (one-hooks.log, rig/oned-{version}/one/var) are kept in {work}")
+        elif work and not rig.processes():  # never remove a running rig's folder
             shutil.rmtree(work, ignore_errors=True)

@@ -77,6 +77,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f"(default: {','.join(VERSIONS)} when ../shared/opennebula has the rigs; "
                              "none with --quick)")
     parser.add_argument("--only-real", action="store_true", help="run only the real-oned storm")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the real storm's files (one-hooks' log, oned's logs and database)")
     args = parser.parse_args(argv)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
         (lambda *a: print(*a, flush=True))
@@ -93,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         say(f"[real] recovery storm on a real oned: {', '.join(real)} ...")
         for version in real:
             try:
-                runs.append(run_real_storm(version, say=say))
+                runs.append(run_real_storm(version, say=say, keep=args.keep))
                 say(f"      oned {version}: {runs[-1].as_dict()}")
             except RigError as exc:  # the other version still runs; the error is in the result
                 errors[version] = str(exc)
