@@ -47,7 +47,7 @@ from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm
 from wrapper import run_wrapper  # noqa: E402
 
 from one_hooks.sim.oned import REAL_LATENCY, REAL_TIMING  # noqa: E402
-from tests.oned_rig import HOSTS, VERSIONS, available  # noqa: E402
+from tests.oned_rig import HOSTS, VERSIONS, RigError, available  # noqa: E402
 
 #: A VM boots (BOOT_* -> RUNNING) this long after its resume is accepted.
 BOOT_SECONDS = 1.0
@@ -83,6 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f"(default: {','.join(VERSIONS)} when ../shared/opennebula has the rigs; "
                              "none with --quick)")
     parser.add_argument("--only-real", action="store_true", help="run only the real-oned storm")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the real storm's files (one-hooks' log, oned's logs and database)")
     parser.add_argument("--evacuate", metavar="VERSIONS", default=None,
                         help="real oned versions for the evacuation benchmark, comma separated, or 'none' "
                              f"(default: {VERSIONS[0]} when the rigs are there; none with --quick)")
@@ -96,13 +98,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         say(f"(no recovery storm on a real oned: {available()})")
     began = time.monotonic()
     result: Dict[str, Any] = {}
+    runs: List[RealStormResult] = []
+    errors: Dict[str, str] = {}
     simulated = not (args.only_real or args.only_evacuate)
     if simulated:
         sim_tables = run_simulated(args, say, result)
     if real:
         say(f"[real] recovery storm on a real oned: {', '.join(real)} ...")
-        runs = [run_real_storm(version, say=say) for version in real]
-        result.update(real_keys(runs))
+        for version in real:
+            try:
+                runs.append(run_real_storm(version, say=say, keep=args.keep))
+                say(f"      oned {version}: {runs[-1].as_dict()}")
+            except RigError as exc:  # the other version still runs; the error is in the result
+                errors[version] = str(exc)
+                say(f"      oned {version}: not measured: {exc}")
+        result.update(real_keys(runs, errors))
     if evacuate:
         say(f"[evacuate] a dead host evacuated on a real oned: {', '.join(evacuate)} ...")
         evacuations = [run_real_evacuation(version, say=say) for version in evacuate]
@@ -119,8 +129,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"kernel {m['kernel']}; {'--quick' if result['quick'] else 'full'} run, {result['bench_seconds']} s\n")
     if simulated:
         print_tables(result, *sim_tables)
-    if real:
+    if runs:
         print_real(runs)
+    for version, error in errors.items():
+        print(f"\n{version}: the real storm was not measured: {error}")
     if evacuate:
         print_evacuate(evacuations)
     return 0
@@ -281,8 +293,12 @@ def run_simulated(args: argparse.Namespace, say: Any, result: Dict[str, Any]) ->
     return storm, serial, autostart, startup, wrap, scale, host_only, by_hosts
 
 
-def real_keys(runs: List[RealStormResult]) -> Dict[str, Any]:
+def real_keys(runs: List[RealStormResult], errors: Dict[str, str]) -> Dict[str, Any]:
     """The real storm's JSON keys: the first version's figures at top level, every version's in a map."""
+    by_version: Dict[str, Any] = {version: {"version": version, "error": error} for version, error in errors.items()}
+    by_version.update({run.version: run.as_dict() for run in runs})
+    if not runs:
+        return {"real_storm_by_version": by_version}
     first = runs[0].as_dict()
     return {
         "real_storm_version": first["version"],
@@ -295,7 +311,7 @@ def real_keys(runs: List[RealStormResult]) -> Dict[str, Any]:
         "real_storm_speedup_vs_old": first["speedup_vs_old"],
         "real_false_failures": first["false_failures"],
         "real_storm_not_running": first["not_running"],
-        "real_storm_by_version": {run.version: run.as_dict() for run in runs},
+        "real_storm_by_version": by_version,
     }
 
 

@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where CI has the rigs: ``../shared/opennebula`` beside the clone. ``ONE_HOOKS_RIGS``
@@ -206,7 +206,7 @@ def oned_time(stamp: str) -> float:
 class Rig:
     """One rig: ``oned-rig VERSION DIR`` with its own ports, started and stopped from here."""
 
-    def __init__(self, version: str, directory: Path, base: int,
+    def __init__(self, version: str, directory: Union[str, Path], base: int,
                  extra_env: Optional[Mapping[str, str]] = None) -> None:
         self.version = version
         self.dir = Path(directory)
@@ -408,15 +408,27 @@ class Rig:
         raise RigError(f"{method}{args!r}: {value} (tried {tries} times)")
 
     def create_vm(self, name: str, host_id: int, user_template: Optional[Mapping[str, str]] = None,
-                  template_id: Optional[int] = None) -> int:
-        """A VM of the template, on hold, its user template set, deployed on ``host_id``."""
+                  template_id: Optional[int] = None, tries: int = 3) -> int:
+        """A VM of the template, on hold, its user template set, deployed on ``host_id``.
+
+        A deploy refused half-way under load can leave the VM on hold with a
+        history row oned cannot write again ("Cannot update virtual machine
+        history"): that VM is deleted and another one made.
+        """
         tid = self.template_id() if template_id is None else template_id
-        vm_id = int(self.sure_call("one.template.instantiate", tid, name, True, "", False))
-        if user_template:
-            text = "\n".join(f'{key} = "{value}"' for key, value in user_template.items())
-            self.sure_call("one.vm.update", vm_id, text, 1)
-        self.sure_call("one.vm.deploy", vm_id, host_id, False, -1)
-        return vm_id
+        problem = ""
+        for _ in range(tries):
+            vm_id = int(self.sure_call("one.template.instantiate", tid, name, True, "", False))
+            try:
+                if user_template:
+                    text = "\n".join(f'{key} = "{value}"' for key, value in user_template.items())
+                    self.sure_call("one.vm.update", vm_id, text, 1)
+                self.sure_call("one.vm.deploy", vm_id, host_id, False, -1, tries=2)
+                return vm_id
+            except RigError as exc:
+                problem = str(exc)
+                self.try_call("one.vm.recover", vm_id, 3)  # delete
+        raise RigError(f"cannot make VM {name} on host {host_id}: {problem}")
 
     def vm_pool(self) -> Dict[int, VmView]:
         """Every VM but DONE ones (short pool bodies: the last history record only)."""
@@ -525,7 +537,7 @@ class Rig:
         return lines
 
 
-def read_audit_log(path: Path) -> List[Tuple[str, str, str]]:
+def read_audit_log(path: Union[str, Path]) -> List[Tuple[str, str, str]]:
     """``(program, level, message)`` of each line of one-hooks' log file (none if it is missing)."""
     try:
         text = Path(path).read_text(errors="replace")
