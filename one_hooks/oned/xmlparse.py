@@ -125,6 +125,19 @@ def _int(el: etree._Element, tag: str, default: Optional[int] = None) -> int:
         raise PayloadError(f"{el.tag}/{tag}: not an integer: {_show(value or '')}") from None
 
 
+def _int_or(el: etree._Element, tag: str, default: int) -> int:
+    """Integer child ``tag``, ``default`` when absent or not an integer.
+
+    For the facts only an evacuation reads (datastores, disks, host shares):
+    a value we cannot read means "unknown" there, and the storage rule refuses
+    what it cannot tell; it must not make the hooks refuse a whole payload.
+    """
+    try:
+        return int_field(_text(el, tag), default)
+    except (LookupError, ValueError):
+        return default
+
+
 def _int_list(el: etree._Element, tag: str) -> Tuple[int, ...]:
     """``<TAG><ID>1</ID><ID>2</ID></TAG>`` -> (1, 2); () if ``tag`` is absent."""
     holder = _child(el, tag)
@@ -179,7 +192,7 @@ def _history(el: etree._Element) -> History:
         etime=_int(el, "ETIME", 0),
         rstime=_int(el, "RSTIME", 0),
         retime=_int(el, "RETIME", 0),
-        ds_id=_int(el, "DS_ID", -1),
+        ds_id=_int_or(el, "DS_ID", -1),
         tm_mad=_str(el, "TM_MAD"),
     )
 
@@ -193,10 +206,10 @@ def _disk(el: etree._Element) -> Disk:
     # oned places a clone by CLONE_TARGET, anything else by LN_TARGET (VirtualMachineDisk::get_tm_target).
     target = _str(el, "CLONE_TARGET" if clone else "LN_TARGET").strip().upper()
     return Disk(
-        disk_id=_int(el, "DISK_ID", -1),
-        datastore_id=_int(el, "DATASTORE_ID", -1),
+        disk_id=_int_or(el, "DISK_ID", -1),
+        datastore_id=_int_or(el, "DATASTORE_ID", -1),
         tm_mad=_str(el, "TM_MAD").strip(),
-        image_id=_int(el, "IMAGE_ID", -1),
+        image_id=_int_or(el, "IMAGE_ID", -1),
         clone=clone,
         persistent=_yes(el, "PERSISTENT"),
         target=target,
@@ -216,9 +229,9 @@ def _number(el: Optional[etree._Element], tag: str) -> float:
 def _share(el: Optional[etree._Element]) -> Optional[HostShare]:
     if el is None:
         return None
-    return HostShare(max_cpu=_int(el, "MAX_CPU", 0), cpu_usage=_int(el, "CPU_USAGE", 0),
-                     max_mem=_int(el, "MAX_MEM", 0), mem_usage=_int(el, "MEM_USAGE", 0),
-                     running_vms=_int(el, "RUNNING_VMS", 0))
+    return HostShare(max_cpu=_int_or(el, "MAX_CPU", 0), cpu_usage=_int_or(el, "CPU_USAGE", 0),
+                     max_mem=_int_or(el, "MAX_MEM", 0), mem_usage=_int_or(el, "MEM_USAGE", 0),
+                     running_vms=_int_or(el, "RUNNING_VMS", 0))
 
 
 def _last_history(vm: etree._Element) -> Optional[History]:
