@@ -10,11 +10,21 @@ same machine, because absolute times on a shared machine mean little:
 2. start-up cost of one hook process that has nothing to do, vs bare python
    and vs ``import pyone``;
 3. launch overhead of the CPU wrapper vs running the emulator directly;
-4. how hook cost and storm time grow from 100 to 10,000 VMs.
+4. how hook cost and storm time grow from 100 to 10,000 VMs;
+5. the recovery storm on a REAL oned (6.10.5 and 7.4.0, ``../shared/opennebula``
+   rigs): one-hooks fired by oned's own onehem vs an ideal resume script vs
+   the old one-CLI-process-per-VM procedure (``bench/realstorm.py``);
+6. evacuating a dead host on a REAL oned: from the end of the grace to all of
+   its 90 VMs RUNNING elsewhere, one-hooks' host-error hook vs an ideal script
+   of 8 parallel migrates (``bench/evacuate.py``).
 
-``--quick`` runs small sizes (about a minute); ``--json`` prints one JSON
-object instead of the tables. Nothing here asserts a threshold: the targets
-of issue 6 are printed beside each figure.
+``--quick`` runs small sizes and leaves the real oned out (about a minute);
+``--real VERSIONS`` chooses the real oned versions (``none``: no real oned; by
+default both when the rigs are there), ``--only-real`` runs only benchmark 5;
+``--evacuate VERSIONS`` chooses the versions of benchmark 6 (default 6.10.5
+when the rigs are there, not with ``--quick``; ``none``), ``--only-evacuate``
+runs only it; ``--json`` prints one JSON object instead of the tables. Nothing here asserts
+a threshold: the targets of issues 6 and 9 are printed beside each figure.
 """
 from __future__ import annotations
 
@@ -29,12 +39,15 @@ from typing import Any, Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cloud import compile_package  # noqa: E402
+from evacuate import EvacuationResult, run_real_evacuation  # noqa: E402
+from realstorm import STORM_TIMEOUT, RealStormResult, run_real_storm  # noqa: E402
 from scale import run_scale, run_scale_by_hosts  # noqa: E402
 from startup import run_startup  # noqa: E402
 from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm  # noqa: E402
 from wrapper import run_wrapper  # noqa: E402
 
 from one_hooks.sim.oned import REAL_LATENCY, REAL_TIMING  # noqa: E402
+from tests.oned_rig import HOSTS, VERSIONS, RigError, available  # noqa: E402
 
 #: A VM boots (BOOT_* -> RUNNING) this long after its resume is accepted.
 BOOT_SECONDS = 1.0
@@ -65,9 +78,142 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
+    parser.add_argument("--real", metavar="VERSIONS", default=None,
+                        help="real oned versions for the real storm, comma separated, or 'none' "
+                             f"(default: {','.join(VERSIONS)} when ../shared/opennebula has the rigs; "
+                             "none with --quick)")
+    parser.add_argument("--only-real", action="store_true", help="run only the real-oned storm")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the real storm's files (one-hooks' log, oned's logs and database)")
+    parser.add_argument("--evacuate", metavar="VERSIONS", default=None,
+                        help="real oned versions for the evacuation benchmark, comma separated, or 'none' "
+                             f"(default: {VERSIONS[0]} when the rigs are there; none with --quick)")
+    parser.add_argument("--only-evacuate", action="store_true", help="run only the evacuation benchmark")
     args = parser.parse_args(argv)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
         (lambda *a: print(*a, flush=True))
+    evacuate = _evacuate_versions(parser, args)
+    real = [] if args.only_evacuate else _real_versions(parser, args)
+    if not real and args.real is None and not args.quick and not args.only_evacuate:
+        say(f"(no recovery storm on a real oned: {available()})")
+    began = time.monotonic()
+    result: Dict[str, Any] = {}
+    runs: List[RealStormResult] = []
+    errors: Dict[str, str] = {}
+    simulated = not (args.only_real or args.only_evacuate)
+    if simulated:
+        sim_tables = run_simulated(args, say, result)
+    if real:
+        say(f"[real] recovery storm on a real oned: {', '.join(real)} ...")
+        for version in real:
+            try:
+                runs.append(run_real_storm(version, say=say, keep=args.keep))
+                say(f"      oned {version}: {runs[-1].as_dict()}")
+            except RigError as exc:  # the other version still runs; the error is in the result
+                errors[version] = str(exc)
+                say(f"      oned {version}: not measured: {exc}")
+        result.update(real_keys(runs, errors))
+    if evacuate:
+        say(f"[evacuate] a dead host evacuated on a real oned: {', '.join(evacuate)} ...")
+        evacuations = [run_real_evacuation(version, say=say) for version in evacuate]
+        result.update(evacuate_keys(evacuations))
+    result.update({"quick": args.quick, "machine": machine(), "bench_seconds": _r(time.monotonic() - began, 1)})
+    if args.save:
+        with open(args.save, "w") as fh:
+            json.dump(result, fh, sort_keys=True, indent=1)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    m = result["machine"]
+    print(f"\nMachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+          f"kernel {m['kernel']}; {'--quick' if result['quick'] else 'full'} run, {result['bench_seconds']} s\n")
+    if simulated:
+        print_tables(result, *sim_tables)
+    if runs:
+        print_real(runs)
+    for version, error in errors.items():
+        print(f"\n{version}: the real storm was not measured: {error}")
+    if evacuate:
+        print_evacuate(evacuations)
+    return 0
+
+
+def _evacuate_versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> List[str]:
+    wanted = args.evacuate
+    if wanted is None:
+        wanted = "none" if (args.quick or args.only_real or available()) else VERSIONS[0]
+    if wanted == "none":
+        if args.only_evacuate:
+            parser.error("--only-evacuate needs a real oned version (--evacuate)")
+        return []
+    versions = [v.strip() for v in wanted.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in VERSIONS]
+    if unknown:
+        parser.error(f"--evacuate: unknown version(s) {', '.join(unknown)} (known: {', '.join(VERSIONS)}, none)")
+    why = available()
+    if why:
+        parser.error(f"--evacuate {wanted}: {why}; use --evacuate none")
+    return versions
+
+
+def evacuate_keys(runs: List[EvacuationResult]) -> Dict[str, Any]:
+    """Benchmark 6's JSON keys: the first version's figures at top level, every version's in a map."""
+    first = runs[0].as_dict()
+    return {
+        "evacuate_version": first["version"],
+        "evacuate_vms": first["vms"],
+        "evacuate_grace_s": first["grace_s"],
+        "evacuate_wall_s": first["wall_s"],
+        "evacuate_ideal_wall_s": first["ideal_wall_s"],
+        "evacuate_ratio_to_ideal": first["ratio_to_ideal"],
+        "evacuate_not_running": first["not_running"],
+        "evacuate_moved_more_than_once": first["moved_more_than_once"],
+        "evacuate_false_failures": first["false_failures"],
+        "evacuate_by_version": {run.version: run.as_dict() for run in runs},
+    }
+
+
+def print_evacuate(runs: List[EvacuationResult]) -> None:
+    """Benchmark 6's table."""
+    print(f"\n## Evacuating a dead host on a real oned ({runs[0].vms} VMs on h1, moved to h2 and h3)\n")
+    print("| oned | way | wall: end of the grace -> all RUNNING elsewhere | ratio |")
+    print("|---|---|---|---|")
+    for run in runs:
+        d = run.as_dict()
+        print(f"| {run.version} | one-hooks (host-error hook fired by oned's onehem: fence, disable, plan, "
+              f"gate, 8 moves at once) | {d['wall_s']} s | {d['ratio_to_ideal']}x the ideal |")
+        print(f"| {run.version} | ideal: 8 parallel one.vm.migrate the moment the grace ends | "
+              f"{d['ideal_wall_s']} s | 1 |")
+    print()
+    for run in runs:
+        d = run.as_dict()
+        print(f"- {run.version}: VMs not RUNNING elsewhere at the end {d['not_running']}, moved more than once "
+              f"{d['moved_more_than_once']}, false failures {d['false_failures']}, the watcher's exit code "
+              f"{d['watcher_exit_code']}")
+
+
+def _real_versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> List[str]:
+    wanted = args.real
+    if wanted is None:  # by default: both versions, when the rigs are here (not with --quick)
+        wanted = "none" if (args.quick and not args.only_real) else ",".join(VERSIONS)
+        if available() and not args.only_real:
+            wanted = "none"
+    if wanted == "none":
+        if args.only_real:
+            parser.error("--only-real needs a real oned version (--real)")
+        return []
+    versions = [v.strip() for v in wanted.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in VERSIONS]
+    if unknown:
+        parser.error(f"--real: unknown version(s) {', '.join(unknown)} (known: {', '.join(VERSIONS)}, none)")
+    why = available()
+    if why:
+        parser.error(f"--real {wanted}: {why}; use --real none")
+    return versions
+
+
+def run_simulated(args: argparse.Namespace, say: Any, result: Dict[str, Any]) -> tuple:
+    """Benchmarks 1-4 on the simulated oned; their keys go into ``result``."""
 
     if args.quick:
         hosts, per_host, sample_a, startup_runs, wrapper_runs = 10, 20, 10, 5, 200
@@ -75,7 +221,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         hosts, per_host, sample_a, startup_runs, wrapper_runs = 50, 40, 100, 21, 200
         scale_sizes, scale_hosts = (100, 1000, 10000), (10, 20, 40)
-    began = time.monotonic()
     compile_package()
     latency, timing = REAL_LATENCY, REAL_TIMING
 
@@ -97,7 +242,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     say(f"      and by hosts: {', '.join(map(str, scale_hosts))} hosts of 100 VMs ...")
     by_hosts = run_scale_by_hosts(scale_hosts, latency, BOOT_SECONDS, timing)
 
-    result: Dict[str, Any] = {
+    result.update({
         "storm_vms": storm.vms,
         "storm_hosts": storm.hosts,
         "storm_wall_s": _r(storm.wall_s),
@@ -144,26 +289,62 @@ def main(argv: Optional[List[str]] = None) -> int:
         "scale_latency_divisor": scale.latency_divisor,
         "scale_by_hosts": [row.as_dict() for row in by_hosts.rows],
         "scale_by_hosts_storm_growth_exponent": _r(by_hosts.storm_exponent, 2),
-        "quick": args.quick,
-        "machine": machine(),
-        "bench_seconds": _r(time.monotonic() - began, 1),
+    })
+    return storm, serial, autostart, startup, wrap, scale, host_only, by_hosts
+
+
+def real_keys(runs: List[RealStormResult], errors: Dict[str, str]) -> Dict[str, Any]:
+    """The real storm's JSON keys: the first version's figures at top level, every version's in a map."""
+    by_version: Dict[str, Any] = {version: {"version": version, "error": error} for version, error in errors.items()}
+    by_version.update({run.version: run.as_dict() for run in runs})
+    if not runs:
+        return {"real_storm_by_version": by_version}
+    first = runs[0].as_dict()
+    return {
+        "real_storm_version": first["version"],
+        "real_storm_vms": first["vms"],
+        "real_storm_wall_s": first["wall_s"],
+        "real_storm_ideal_wall_s": first["ideal_wall_s"],
+        "real_storm_ratio_to_ideal": first["ratio_to_ideal"],
+        "real_storm_old_wall_s": first["old_wall_s"],
+        "real_storm_old_extrapolated_from_vms": first["old_extrapolated_from_vms"],
+        "real_storm_speedup_vs_old": first["speedup_vs_old"],
+        "real_false_failures": first["false_failures"],
+        "real_storm_not_running": first["not_running"],
+        "real_storm_by_version": by_version,
     }
-    if args.save:
-        with open(args.save, "w") as fh:
-            json.dump(result, fh, sort_keys=True, indent=1)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        print_tables(result, storm, serial, autostart, startup, wrap, scale, host_only, by_hosts)
-    return 0
+
+
+def print_real(runs: List[RealStormResult]) -> None:
+    """The real storm's table, one block of rows per version."""
+    print(f"\n## Recovery storm on a real oned ({runs[0].vms} VMs on {len(HOSTS)} hosts, all cut, "
+          "domains gone)\n")
+    print("| oned | way | wall: first host MONITORED -> all RUNNING | ratio |")
+    print("|---|---|---|---|")
+    for run in runs:
+        d = run.as_dict()
+        wall = f"{d['wall_s']} s" if d["wall_s"] is not None else f"not all RUNNING in {STORM_TIMEOUT:g} s"
+        ideal = f"{d['ideal_wall_s']} s" if d["ideal_wall_s"] is not None else "not all RUNNING"
+        print(f"| {run.version} | one-hooks (hooks fired by oned's onehem) | {wall} | "
+              f"{d['ratio_to_ideal']}x the ideal (target <= 1.15) |")
+        print(f"| {run.version} | ideal: 8 parallel resumes per host the moment it is MONITORED | {ideal} | 1 |")
+        print(f"| {run.version} | old: one `onevm resume` process per VM, serially (extrapolated from "
+              f"{d['old_extrapolated_from_vms']} VMs: {d['old_per_vm_s']} s each) | {d['old_wall_s']} s to send "
+              f"the resumes | one-hooks {d['speedup_vs_old']}x faster (target >= 10) |")
+    print()
+    for run in runs:
+        d = run.as_dict()
+        print(f"- {run.version}: false failures {d['false_failures']} (target 0); hook executions not 0: "
+              f"{len(run.hook_failures)}; VMs not RUNNING at the end {d['not_running']}; resume calls "
+              f"{d['resume_calls']} ({d['vms_resumed_more_than_once']} VMs more than once); hosts came back "
+              f"{d['hosts_back_spread_s']} s apart")
+        for line in run.false_failures[:5]:
+            print(f"  - {line}")
 
 
 def print_tables(r: Dict[str, Any], storm: Any, serial: Any, autostart: Any, startup: Any,
                  wrap: Any, scale: Any, host_only: Any, by_hosts: Any) -> None:
-    """The human-readable report (Markdown tables)."""
-    m = r["machine"]
-    print(f"\nMachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-          f"kernel {m['kernel']}; {'--quick' if r['quick'] else 'full'} run, {r['bench_seconds']} s\n")
+    """The human-readable report of benchmarks 1-4 (Markdown tables)."""
     print(f"## Recovery storm: {storm.hosts} hosts x {storm.vms // storm.hosts} VMs = {storm.vms} VMs\n")
     print("| | wall until all RUNNING | vs one-hooks |")
     print("|---|---|---|")

@@ -23,8 +23,10 @@ from .errors import EXIT_USAGE, OneHooksError
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "simulate": ("one_hooks.sim.demo", "run a simulated cloud through a power outage and let the hooks heal it"),
     "hook": ("one_hooks.hooks.entry",
-             "entry points oned's hook manager runs (host-reconnect, vm-unknown, vm-poweroff)"),
+             "entry points oned's hook manager runs (host-reconnect, vm-unknown, vm-poweroff, host-error)"),
     "recover": ("one_hooks.commands.recover", "find VMs an outage left down, check storage, resume them in order"),
+    "evacuate": ("one_hooks.commands.evacuate",
+                 "fence a dead host, disable it, restart its VMs on shared storage on other hosts"),
     "iscsi": ("one_hooks.commands.iscsi", "check one host's iSCSI sessions the way the recovery gate does"),
     "cpu": ("one_hooks.commands.cpu", "switch KVM guests to the host CPU, verify it, check live-migration safety"),
     "config": ("one_hooks.commands.config", "show the configuration reference, the defaults, or check a file"),

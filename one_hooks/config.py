@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
@@ -136,6 +137,42 @@ class RecoverySection:
 
 
 @dataclass(frozen=True)
+class EvacuateSection:
+    """[evacuate]: restart elsewhere the VMs of a host that does not come back (off by default)."""
+
+    enabled: bool = _opt(
+        "boolean", False,
+        "Register the host-error hook: a host that stays in ERROR for grace seconds is fenced (powered off, "
+        "and that confirmed), disabled in oned, and its VMs on shared storage are restarted on other hosts "
+        "of its cluster.")
+    grace: float = _opt(
+        "float(min=0, max=86400)", 300.0,
+        "Seconds a host must stay in ERROR before it is fenced and evacuated: well above a network blip and "
+        "open-iscsi's replacement_timeout (120 s), and long enough for a rebooting host to come back and "
+        "keep its VMs (oned already waits minutes of silence before it says ERROR).")
+    interval: float = _opt(
+        "float(min=0.1, max=600)", 10.0, "Seconds between looks at the host during the grace.")
+    fence: str = _opt(
+        "string", "",
+        "Argv that powers the host off (e.g. ipmitool -I lanplus -H {host}-bmc -U admin -f /etc/one/bmc.pw "
+        "chassis power off). Split like a shell into words; {host} (required) becomes the host's NAME as one "
+        "argv element; never run through a shell. Empty: no host is ever evacuated.")
+    fence_check: str = _opt(
+        "string", "",
+        "Argv that prints the host's power state (e.g. ... chassis power status); VMs are moved only once "
+        "its output matches fence_off_pattern. Same rules as fence. Empty: no host is ever evacuated.")
+    fence_off_pattern: str = _opt(
+        "string(min=1)", r"\boff\b",
+        "Regular expression (case-insensitive) that fence_check's output must match: the host is off.")
+    fence_timeout: float = _opt(
+        "float(min=1, max=3600)", 60.0,
+        "Seconds the fence command, and each fence_check, may take before it is killed.")
+    confirm_timeout: float = _opt(
+        "float(min=0, max=3600)", 120.0,
+        "Seconds to keep asking fence_check (every 5 s) until it says the host is off.")
+
+
+@dataclass(frozen=True)
 class CpuSection:
     """[cpu]: the host-CPU switch."""
 
@@ -168,6 +205,7 @@ class Config:
     node: NodeSection = field(default_factory=NodeSection)
     iscsi: IscsiSection = field(default_factory=IscsiSection)
     recovery: RecoverySection = field(default_factory=RecoverySection)
+    evacuate: EvacuateSection = field(default_factory=EvacuateSection)
     cpu: CpuSection = field(default_factory=CpuSection)
     log: LogSection = field(default_factory=LogSection)
     path: str = ""
@@ -225,6 +263,8 @@ def _spec_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
+        if "\\" in value and "'" not in value:
+            return f"'{value}'"  # validate reads quoted defaults as they are: no escapes to double
         return repr(value)
     return str(value)
 
@@ -329,6 +369,7 @@ def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
     values["oned"] = _resolve_oned(values["oned"], env)
     config = Config(path=file_path if stamp else "", stamp=stamp, **values)
     _check_node_command(config, file_path)
+    _check_evacuate(config.evacuate, file_path)
     return config
 
 
@@ -349,6 +390,23 @@ def _check_node_command(config: Config, path: str) -> None:
             raise ConfigError(f"{key}: cannot split into words: {exc}", path, section) from None
         if not words and section == "iscsi":
             raise ConfigError(f"{key}: empty", path, section)
+
+
+def _check_evacuate(section: EvacuateSection, path: str) -> None:
+    """Fence commands split into words and name ``{host}``; the off pattern compiles."""
+    for key in ("fence", "fence_check"):
+        text = getattr(section, key)
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: cannot split into words: {exc}", path, "evacuate") from None
+        if words and not any("{host}" in w for w in words):
+            # A fence without the host would power off whatever it names, whichever host failed.
+            raise ConfigError(f"{key}: must contain {{host}} (the failed host's NAME)", path, "evacuate")
+    try:
+        re.compile(section.fence_off_pattern)
+    except re.error as exc:
+        raise ConfigError(f"fence_off_pattern: not a regular expression: {exc}", path, "evacuate") from None
 
 
 def _first_line(text: str) -> str:

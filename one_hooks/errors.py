@@ -153,6 +153,14 @@ class CommandFailed(NodeError):
         super().__init__(message, host)
 
 
+class FenceFailed(OneHooksError):
+    """A host could not be fenced, or its power-off not confirmed: none of its VMs may be moved."""
+
+    def __init__(self, message: str, host: str = "") -> None:
+        self.host = host
+        super().__init__(f"{host}: {message}" if host else message)
+
+
 class LockBusy(OneHooksError):
     """Another process holds the lock for the same host and did not let go in time."""
 

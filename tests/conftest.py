@@ -3,7 +3,7 @@ import os
 import shutil
 import tempfile
 
-pytest_plugins = ["tests.plugin_sim", "tests.plugin_sshd", "tests.plugin_libvirt"]
+pytest_plugins = ["tests.plugin_sim", "tests.plugin_sshd", "tests.plugin_libvirt", "tests.plugin_rig"]
 
 _CACHE = tempfile.mkdtemp(prefix="one-hooks-test-cache-")
 

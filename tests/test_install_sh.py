@@ -98,6 +98,7 @@ def test_installed_package_and_checkout_install_the_same_remotes(venv: Path) -> 
                               cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
     assert installed.stdout == checkout.stdout
     assert [(path, mode) for path, mode, _ in json.loads(installed.stdout)] == [
+        ("/R/hooks/one-hooks/host-error", "0o755"),
         ("/R/hooks/one-hooks/host-reconnect", "0o755"), ("/R/hooks/one-hooks/vm-poweroff", "0o755"),
         ("/R/hooks/one-hooks/vm-unknown", "0o755"), ("/R/vmm/kvm/one-hooks-qemu", "0o755")]
 

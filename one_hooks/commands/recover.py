@@ -13,7 +13,6 @@ attempt recorded by a hook does not hold a VM back.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import List
 
@@ -51,12 +50,7 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
         mode = "dry run: nothing will be changed" if args.dry_run else "resuming"
         out.line(f"recover: {len(hosts)} host(s): {', '.join(h.name for h in hosts) or '-'} ({mode})")
         report = engine.recover_hosts([h.id for h in hosts], known_hosts={h.id: h for h in hosts})
-    if args.json:
-        json.dump(report.as_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for line in report.table():
-            print(line)
+    report.write(sys.stdout, args.json)
     out.line(f"recover: {report.summary()}")
     return report.exit_code
 

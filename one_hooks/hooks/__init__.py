@@ -1,7 +1,8 @@
 """The hook entry points oned's hook manager runs, and the VM hooks' cheap first look.
 
 Owns ``entry`` (``one-hooks hook EVENT``: host-reconnect, vm-unknown,
-vm-poweroff; payload -> engine -> one line per decision and an exit code),
+vm-poweroff, host-error; payload -> engine -> one line per decision and an
+exit code), ``host_error`` (the evacuation hook and its grace watcher),
 ``triage`` (``python -m one_hooks.hooks.triage``, the VM hooks' first look:
 settles the common outage events with the stdlib and hands the rest to the
 full hook) and ``settings_cache`` (the resolved settings the first look

@@ -1,4 +1,4 @@
-"""``one-hooks hook EVENT``: the three entry points oned's hook manager runs.
+"""``one-hooks hook EVENT``: the entry points oned's hook manager runs.
 
 * ``host-reconnect`` (HOST, STATE=MONITORED): recover the host's candidates,
   then keep watching for ``[recovery] settle_seconds`` because oned reconciles
@@ -10,6 +10,9 @@
 * ``vm-poweroff`` (VM, STATE=POWEROFF, LCM_STATE=LCM_INIT): acts only when the
   last history ACTION is ``monitor`` (the VM vanished in the outage), or
   ``resume`` for a VM whose recovery a process that died left half done.
+* ``host-error`` (HOST, STATE=ERROR; registered only with ``[evacuate]
+  enabled = yes``): :mod:`one_hooks.hooks.host_error` waits out the grace in
+  a detached watcher, then fences the host and restarts its VMs elsewhere.
 
 The process that resumes a VM carries it to its outcome (RUNNING, or gave up
 after ``[recovery] attempts`` failed deploys, or not RUNNING in time), trying
@@ -48,7 +51,7 @@ from ..oned.xmlparse import decode_payload, expect_resource
 from ..recovery import claims
 from . import settings_cache, verdicts
 
-EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff")
+EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff", "host-error")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("template", nargs="?", default=None,
                         help="base64 $TEMPLATE (default: read it from standard input)")
     parser.add_argument("--watch-host", type=int, metavar="HOST_ID", default=None,
-                        help="(host-reconnect) run only the settle window for this host; "
-                             "host-reconnect starts this itself, detached, after its first pass")
+                        help="(host-reconnect) run only the settle window for this host; (host-error) "
+                             "run only the grace and the evacuation; each hook starts this itself, detached")
+    parser.add_argument("--since", type=float, metavar="EPOCH", default=None,
+                        help="(host-error, with --watch-host) the wall time the grace counts from: when the "
+                             "hook saw the host fail (host-error passes it)")
     # Set only in-process, by the first look (one_hooks.hooks.triage) that already read stdin.
     parser.set_defaults(payload=None)
     parser.epilog = ("exit codes: 0 done or nothing to do; 1 something could not be recovered "
@@ -72,8 +78,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
     out = Reporter(logger=logger)
     try:
         if watching:
+            if args.event == "host-error":
+                from . import host_error
+                return host_error.watch(args.watch_host, config, out, since=args.since)
             if args.event != "host-reconnect":
-                raise PayloadError("--watch-host goes with host-reconnect only")
+                raise PayloadError("--watch-host goes with host-reconnect or host-error only")
             return watch(args.watch_host, config, out)
         if args.config is None:
             # Lets the next VM hooks' first look skip loading the file (settings_cache).
@@ -95,9 +104,14 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
            spawn: Optional[Callable[[List[str]], int]] = None) -> int:
     """Carry out one hook event; doors may be passed in (tests), else built from ``config``.
 
-    ``spawn`` starts host-reconnect's settle window as a detached process
-    (``Runner.spawn_detached``); without it the window runs here, inline.
+    ``spawn`` starts host-reconnect's settle window (host-error's grace) as a
+    detached process (``Runner.spawn_detached``); without it the window runs
+    here, inline.
     """
+    if event == "host-error":
+        from . import host_error
+        return host_error.handle(expect_resource(payload, Resource.HOST), config, out, oned=oned, gate=gate,
+                                 spawn=spawn, clock=clock, sleep=sleep, wall=wall)
     if event == "host-reconnect":
         host = expect_resource(payload, Resource.HOST)
         detach = spawn is not None and config.recovery.settle_seconds > 0

@@ -156,7 +156,11 @@ def _check_oned(ctx: Context, found: Findings) -> List[Any]:
     for text in problems:
         found.problem(text)
     if not problems:
-        found.ok("hooks " + ", ".join(ht.NAMES) + " registered and matching")
+        found.ok("hooks " + ", ".join(h.name for h in ht.wanted(ctx.config)) + " registered and matching")
+    evacuate = ctx.config.evacuate
+    if evacuate.enabled and not (evacuate.fence.strip() and evacuate.fence_check.strip()):
+        found.problem("[evacuate] enabled = yes but fence or fence_check is empty: fencing is mandatory, "
+                      "no failed host would ever be evacuated")
     for warning in ht.autostart_warnings(pool):
         found.warn(warning)
     return list(hosts)

@@ -1,4 +1,4 @@
-"""The three hook templates, written down beside the code that registers them.
+"""The hook templates, written down beside the code that registers them.
 
 OpenNebula's own hooks keep their template in a comment at the top of the
 script; ours live here, as data, so that ``one-hooks-install`` registers
@@ -30,6 +30,14 @@ As an operator would type them for ``onehook create``::
     LCM_STATE       = "LCM_INIT"
     COMMAND         = "one-hooks/vm-poweroff"
     ... (ARGUMENTS, ARGUMENTS_STDIN, REMOTE, TIMEOUT as above)
+
+    NAME            = "one-hooks-host-error"       (only with [evacuate] enabled = yes)
+    TYPE            = "state"
+    RESOURCE        = "HOST"
+    STATE           = "ERROR"
+    COMMAND         = "one-hooks/host-error"
+    ... (ARGUMENTS, ARGUMENTS_STDIN, REMOTE as above;
+         TIMEOUT = grace + fencing + wait_running + tier_timeout + margin)
 
 What oned keeps of such a template is not what was sent (``src/hm/Hook.cc``,
 ``HookStateVM.cc``, and the captured ``one.hookpool.info`` answers): NAME and
@@ -91,8 +99,18 @@ VM_UNKNOWN = HookSpec("one-hooks-vm-unknown", "vm-unknown", "VM", on="UNKNOWN")
 VM_POWEROFF = HookSpec("one-hooks-vm-poweroff", "vm-poweroff", "VM", on="CUSTOM",
                        state="POWEROFF", lcm_state="LCM_INIT")
 
+HOST_ERROR = HookSpec("one-hooks-host-error", "host-error", "HOST", state="ERROR")
+
+#: The hooks every installation registers.
 HOOKS: Tuple[HookSpec, ...] = (HOST_RECONNECT, VM_UNKNOWN, VM_POWEROFF)
 NAMES: Tuple[str, ...] = tuple(h.name for h in HOOKS)
+#: Every hook of ours, the optional ones included (what uninstall removes).
+ALL_HOOKS: Tuple[HookSpec, ...] = HOOKS + (HOST_ERROR,)
+
+
+def wanted(config: Config) -> Tuple[HookSpec, ...]:
+    """The hooks this configuration registers: host-error only with ``[evacuate] enabled = yes``."""
+    return HOOKS + ((HOST_ERROR,) if config.evacuate.enabled else ())
 
 
 def timeout_for(spec: HookSpec, config: Config) -> int:
@@ -108,6 +126,12 @@ def timeout_for(spec: HookSpec, config: Config) -> int:
     """
     gate = config.iscsi.deadline if config.iscsi.check else 0.0
     r = config.recovery
+    if spec is HOST_ERROR:
+        # It returns at once after starting its watcher; inline (no watcher) it waits out the grace,
+        # fences (the command, then fence_check's looks) and carries a tier.
+        ev = config.evacuate
+        fencing = ev.fence_timeout * 2 + ev.confirm_timeout
+        return int(ev.grace + fencing + r.tier_timeout + r.wait_running) + TIMEOUT_MARGIN
     total = gate + carry_seconds(r.attempts, r.wait_running, r.retry_delay)
     if spec.resource == "HOST":
         total += r.settle_seconds
@@ -203,7 +227,7 @@ def differences(spec: HookSpec, config: Config, template: Mapping[str, str]) -> 
 
 def spec_named(name: str) -> Optional[HookSpec]:
     """Our hook of that NAME, or None for a foreign hook."""
-    for spec in HOOKS:
+    for spec in ALL_HOOKS:
         if spec.name == name:
             return spec
     return None
@@ -248,6 +272,25 @@ class HookPlan:
         return tuple(a for a in self.actions if a.kind != "keep")
 
 
+def is_ft_host_error(template: Mapping[str, str]) -> bool:
+    """True for OpenNebula's shipped ``ft/host_error.rb`` hook (it would race host-error)."""
+    command = {k.upper(): v for k, v in template.items()}.get("COMMAND", "").strip()
+    first = command.split()[0] if command else ""
+    return first.endswith("ft/host_error.rb")
+
+
+def host_error_races(pool: Sequence[Hook], config: Config) -> List[str]:
+    """With evacuation on: one line per registered ``ft/host_error.rb`` hook (both would move the VMs)."""
+    if not config.evacuate.enabled:
+        return []
+    return [
+        f"hook {h.name} (ID {h.id}) runs OpenNebula's ft/host_error.rb: it would race one-hooks-host-error "
+        f"(both act on a host in ERROR: two evacuations, its without the storage check); "
+        f"'onehook delete {h.id}'"
+        for h in pool if is_ft_host_error(h.template)
+    ]
+
+
 def autostart_warnings(pool: Sequence[Hook]) -> List[str]:
     """One warning per registered OpenNebula autostart hook."""
     return [
@@ -262,10 +305,16 @@ def plan_install(pool: Sequence[Hook], config: Config) -> HookPlan:
 
     Hooks are ours by NAME; any other hook is left alone. Two hooks with one
     of our names would both fire: the lowest ID is kept, the others deleted.
+    An optional hook the configuration does not want (host-error with
+    ``[evacuate] enabled = no``) is deleted if registered.
     """
     actions: List[HookAction] = []
-    for spec in HOOKS:
+    want = wanted(config)
+    for spec in ALL_HOOKS:
         mine = sorted((h for h in pool if h.name == spec.name), key=lambda h: h.id)
+        if spec not in want:
+            actions += [HookAction("delete", spec, h.id, ("[evacuate] enabled = no",)) for h in mine]
+            continue
         if not mine:
             actions.append(HookAction("allocate", spec, reasons=("not registered",)))
             continue
@@ -274,14 +323,14 @@ def plan_install(pool: Sequence[Hook], config: Config) -> HookPlan:
         actions.append(HookAction("update", spec, first.id, tuple(diff)) if diff
                        else HookAction("keep", spec, first.id, ("matches",)))
         actions += [HookAction("delete", spec, h.id, (f"duplicate of ID {first.id}",)) for h in extra]
-    return HookPlan(tuple(actions), tuple(autostart_warnings(pool)))
+    return HookPlan(tuple(actions), tuple(autostart_warnings(pool) + host_error_races(pool, config)))
 
 
 def plan_uninstall(pool: Sequence[Hook]) -> HookPlan:
     """Delete every hook carrying one of our names, and nothing else."""
     actions = [HookAction("delete", spec, h.id, ("one of ours, by NAME",))
                for h in sorted(pool, key=lambda h: h.id)
-               for spec in HOOKS if h.name == spec.name]
+               for spec in ALL_HOOKS if h.name == spec.name]
     return HookPlan(tuple(actions))
 
 
@@ -294,7 +343,10 @@ def check_problems(pool: Sequence[Hook], config: Config) -> List[str]:
         elif action.kind == "update":
             problems.append(f"hook {action.spec.name} (ID {action.hook_id}) differs: "
                             + "; ".join(action.reasons))
+        elif action.kind == "delete" and action.spec not in wanted(config):
+            problems.append(f"hook {action.spec.name} (ID {action.hook_id}) is registered but "
+                            f"{action.reasons[0]}: it would evacuate failed hosts anyway")
         elif action.kind == "delete":
             problems.append(f"hook {action.spec.name} (ID {action.hook_id}): registered twice "
                             f"({action.reasons[0]}), it would run twice per event")
-    return problems
+    return problems + host_error_races(pool, config)

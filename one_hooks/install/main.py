@@ -11,7 +11,8 @@ keeps the order):
    root; the shims learn which interpreter has ``one_hooks`` installed [``files``];
 3. record what was installed in a manifest under ``[recovery] state_dir``
    [``manifest``];
-4. register the three state hooks through the API (``hook_templates``):
+4. register the three state hooks through the API, and host-error with ``[evacuate] enabled = yes``
+   (``hook_templates``):
    missing -> allocate, differing -> update with the full template, matching
    -> left alone, foreign hooks never touched [``register``];
 5. optionally switch KVM guests to the host CPU (``--cpu-host``) [``cpu_switch``];
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Install one-hooks on an OpenNebula front-end: copy the hook shims and the CPU "
-                    "wrapper under the remotes directory, register the three state hooks, and check "
+                    "wrapper under the remotes directory, register the state hooks, and check "
                     "or undo that.",
         epilog="exit codes: 0 done, 1 a step failed or --check found problems (each named), "
                "2 bad arguments or configuration (nothing changed).")

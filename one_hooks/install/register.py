@@ -1,4 +1,4 @@
-"""Step 4 of ``one-hooks-install``: our three hooks in oned, by NAME (the templates: ``hook_templates``).
+"""Step 4 of ``one-hooks-install``: our hooks in oned, by NAME (the templates: ``hook_templates``).
 
 Missing -> allocate, differing -> update with the full template, matching ->
 left alone; hooks with other names are never touched.
@@ -14,7 +14,7 @@ from .manifest import Manifest
 
 
 def register_hooks(ctx: Context, manifest: Manifest) -> None:
-    """Step 4: our three hooks in oned, by NAME; foreign hooks are left alone."""
+    """Step 4: our hooks in oned, by NAME (host-error only with evacuation on); foreign hooks are left alone."""
     oned = ctx.oned()
     plan = ht.plan_install(oned.hook_pool(), ctx.config)
     for warning in plan.warnings:

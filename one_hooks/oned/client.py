@@ -44,7 +44,7 @@ from ..errors import (
 )
 from .model import (
     ACTION, ALLOCATE, AUTHENTICATION, AUTHORIZATION, INTERNAL, LOCKED, NO_EXISTS, XML_RPC_API, Cluster,
-    Hook, Host, Vm,
+    Datastore, Hook, Host, Vm,
 )
 
 
@@ -208,6 +208,10 @@ class Oned:
         return self._parsed("one.hostpool.info", (), xmlparse.parse_host_pool,
                             self._read("one.hostpool.info"))
 
+    def host_status(self, host_id: int, status: int) -> None:
+        """``one.host.status``: 0 enable, 1 disable, 2 offline (the VMs are not touched). Not retried."""
+        self._write("one.host.status", int(host_id), int(status), ids=(host_id,))
+
     def find_host(self, id_or_name: str) -> Host:
         """A host by numeric ID, else by exact NAME; OnedNotFound if there is none."""
         text = str(id_or_name).strip()
@@ -248,6 +252,26 @@ class Oned:
     def vm_action(self, action: str, vm_id: int) -> None:
         """``one.vm.action`` (``resume``, ``poweroff-hard``, ...). Not retried."""
         self._write("one.vm.action", action, int(vm_id), ids=(vm_id,))
+
+    def vm_migrate(self, vm_id: int, host_id: int, live: bool = False, enforce: bool = False,
+                   ds_id: int = -1, kind: int = 0) -> None:
+        """``one.vm.migrate``: move the VM to ``host_id`` (cold unless ``live``). Not retried.
+
+        ``enforce=True`` makes oned check the target's capacity (CPU, memory,
+        PCI) and refuse a VM that does not fit; ``ds_id=-1`` keeps the system
+        datastore; ``kind`` 0 save, 1 poweroff, 2 poweroff-hard
+        (what a cold migration of a RUNNING VM does on its source; from
+        UNKNOWN oned does nothing on the source at all).
+        """
+        self._write("one.vm.migrate", int(vm_id), int(host_id), bool(live), bool(enforce), int(ds_id),
+                    int(kind), ids=(vm_id, host_id))
+
+    # --- datastores ---------------------------------------------------------------
+
+    def datastore_pool(self) -> List[Datastore]:
+        """``one.datastorepool.info``: every datastore, with SHARED and TM_MAD."""
+        return self._parsed("one.datastorepool.info", (), xmlparse.parse_datastore_pool,
+                            self._read("one.datastorepool.info"))
 
     # --- hooks --------------------------------------------------------------------
 

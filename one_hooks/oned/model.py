@@ -224,6 +224,30 @@ class History:
     etime: int = 0
     rstime: int = 0
     retime: int = 0
+    #: the system datastore of the stay and its transfer driver (-1 / '' when unknown)
+    ds_id: int = -1
+    tm_mad: str = ""
+
+
+@dataclass(frozen=True)
+class Disk:
+    """One ``TEMPLATE/DISK`` of a VM: where its data lives.
+
+    ``target`` is where oned put the disk for the VM: ``CLONE_TARGET`` for a
+    clone (``CLONE=YES``), else ``LN_TARGET``: ``SYSTEM`` (a file in the VM's
+    system datastore directory on the host), ``SELF`` (inside the image
+    datastore, e.g. Ceph or LVM), ``NONE`` (used in place). A volatile disk
+    (no image) has no target: it lives in the system datastore, whose ID oned
+    writes in its ``DATASTORE_ID``.
+    """
+
+    disk_id: int
+    datastore_id: int = -1
+    tm_mad: str = ""
+    image_id: int = -1
+    clone: bool = False
+    persistent: bool = False
+    target: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,6 +269,10 @@ class Vm:
     history: Optional[History] = None
     user_template: Mapping[str, str] = field(default_factory=dict)
     lock: Optional[int] = None
+    disks: Tuple[Disk, ...] = ()
+    #: TEMPLATE/CPU and MEMORY (MB): what the VM takes of a host's share
+    cpu: float = 0.0
+    memory_mb: int = 0
 
     @property
     def host_id(self) -> Optional[int]:
@@ -297,6 +325,55 @@ class Host:
     cluster: str = ""
     vm_ids: Tuple[int, ...] = ()
     template: Mapping[str, str] = field(default_factory=dict)
+    share: Optional["HostShare"] = None
+
+
+@dataclass(frozen=True)
+class HostShare:
+    """``HOST_SHARE``: what the scheduler counts on a host (CPU in percent of a core, memory in KB)."""
+
+    max_cpu: int = 0
+    cpu_usage: int = 0
+    max_mem: int = 0
+    mem_usage: int = 0
+    running_vms: int = 0
+
+    @property
+    def free_cpu(self) -> int:
+        """CPU left for new VMs (percent of a core, as oned counts ``CPU``)."""
+        return self.max_cpu - self.cpu_usage
+
+    @property
+    def free_mem(self) -> int:
+        """Memory left for new VMs, in KB."""
+        return self.max_mem - self.mem_usage
+
+
+class DatastoreType(_TolerantIntEnum):
+    """Datastore ``TYPE``."""
+
+    IMAGE = 0
+    SYSTEM = 1
+    FILE = 2
+    BACKUP = 3
+
+
+@dataclass(frozen=True)
+class Datastore:
+    """A datastore as ``one.datastorepool.info`` shows it.
+
+    ``shared`` is ``TEMPLATE/SHARED`` of a system datastore, which oned sets
+    from ``TM_MAD_CONF`` (``ssh`` and 7.x ``local``: NO, the others YES) and
+    which an update cannot change; None where oned writes none (image and
+    file datastores).
+    """
+
+    id: int
+    name: str
+    type: DatastoreType
+    tm_mad: str
+    shared: Optional[bool] = None
+    cluster_ids: Tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

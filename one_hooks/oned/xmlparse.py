@@ -21,6 +21,11 @@ Shapes read (OpenNebula 6.10 / 7.x, no namespace, CDATA or plain text)::
         <VMS><ID/>*</VMS><TEMPLATE>...</TEMPLATE>
     <HOOK><ID/><NAME/><TYPE/><TEMPLATE/><HOOKLOG><HOOK_EXECUTION_RECORD/>*</HOOKLOG>?
     <CLUSTER><ID/><NAME/><HOSTS><ID/>*</HOSTS>...<TEMPLATE/>
+    <DATASTORE><ID/><NAME/>...<CLUSTERS><ID/>*</CLUSTERS>...<TYPE/>...<TM_MAD/>...
+        <TEMPLATE><SHARED/>?...</TEMPLATE>
+    (VM) <TEMPLATE><CPU/><MEMORY/><DISK><DISK_ID/><DATASTORE_ID/><TM_MAD/><IMAGE_ID/>?
+        <CLONE/>?<PERSISTENT/>?<CLONE_TARGET/>?<LN_TARGET/>?</DISK>*</TEMPLATE>
+    (HOST) <HOST_SHARE><MAX_CPU/><CPU_USAGE/><MAX_MEM/><MEM_USAGE/><RUNNING_VMS/></HOST_SHARE>
 """
 from __future__ import annotations
 
@@ -33,8 +38,8 @@ from lxml import etree
 from ..errors import PayloadError
 from .payload import MAX_PAYLOAD_BYTES, int_field, unbase64
 from .model import (
-    Cluster, History, HistoryAction, Hook, HookExecution, Host, HostState, LcmState, Resource,
-    Vm, VmState,
+    Cluster, Datastore, DatastoreType, Disk, History, HistoryAction, Hook, HookExecution, Host, HostShare,
+    HostState, LcmState, Resource, Vm, VmState,
 )
 
 
@@ -120,6 +125,19 @@ def _int(el: etree._Element, tag: str, default: Optional[int] = None) -> int:
         raise PayloadError(f"{el.tag}/{tag}: not an integer: {_show(value or '')}") from None
 
 
+def _int_or(el: etree._Element, tag: str, default: int) -> int:
+    """Integer child ``tag``, ``default`` when absent or not an integer.
+
+    For the facts only an evacuation reads (datastores, disks, host shares):
+    a value we cannot read means "unknown" there, and the storage rule refuses
+    what it cannot tell; it must not make the hooks refuse a whole payload.
+    """
+    try:
+        return int_field(_text(el, tag), default)
+    except (LookupError, ValueError):
+        return default
+
+
 def _int_list(el: etree._Element, tag: str) -> Tuple[int, ...]:
     """``<TAG><ID>1</ID><ID>2</ID></TAG>`` -> (1, 2); () if ``tag`` is absent."""
     holder = _child(el, tag)
@@ -174,7 +192,46 @@ def _history(el: etree._Element) -> History:
         etime=_int(el, "ETIME", 0),
         rstime=_int(el, "RSTIME", 0),
         retime=_int(el, "RETIME", 0),
+        ds_id=_int_or(el, "DS_ID", -1),
+        tm_mad=_str(el, "TM_MAD"),
     )
+
+
+def _yes(el: etree._Element, tag: str) -> bool:
+    return _str(el, tag).strip().upper() == "YES"
+
+
+def _disk(el: etree._Element) -> Disk:
+    clone = _yes(el, "CLONE")
+    # oned places a clone by CLONE_TARGET, anything else by LN_TARGET (VirtualMachineDisk::get_tm_target).
+    target = _str(el, "CLONE_TARGET" if clone else "LN_TARGET").strip().upper()
+    return Disk(
+        disk_id=_int_or(el, "DISK_ID", -1),
+        datastore_id=_int_or(el, "DATASTORE_ID", -1),
+        tm_mad=_str(el, "TM_MAD").strip(),
+        image_id=_int_or(el, "IMAGE_ID", -1),
+        clone=clone,
+        persistent=_yes(el, "PERSISTENT"),
+        target=target,
+    )
+
+
+def _number(el: Optional[etree._Element], tag: str) -> float:
+    """A numeric template value, 0 when absent or not a number (templates hold what users wrote)."""
+    if el is None:
+        return 0.0
+    try:
+        return float(_str(el, tag, "0").strip() or 0)
+    except ValueError:
+        return 0.0
+
+
+def _share(el: Optional[etree._Element]) -> Optional[HostShare]:
+    if el is None:
+        return None
+    return HostShare(max_cpu=_int_or(el, "MAX_CPU", 0), cpu_usage=_int_or(el, "CPU_USAGE", 0),
+                     max_mem=_int_or(el, "MAX_MEM", 0), mem_usage=_int_or(el, "MEM_USAGE", 0),
+                     running_vms=_int_or(el, "RUNNING_VMS", 0))
 
 
 def _last_history(vm: etree._Element) -> Optional[History]:
@@ -199,6 +256,7 @@ def vm_from_element(el: etree._Element) -> Vm:
     _expect_tag(el, "VM", "VM")
     state = VmState(_int(el, "STATE"))
     lcm_state = LcmState(_int(el, "LCM_STATE"))
+    template = _child(el, "TEMPLATE")
     return Vm(
         id=_int(el, "ID"),
         name=_str(el, "NAME"),
@@ -211,6 +269,9 @@ def vm_from_element(el: etree._Element) -> Vm:
         history=_last_history(el),
         user_template=_attributes(_child(el, "USER_TEMPLATE")),
         lock=_lock(el),
+        disks=tuple(_disk(d) for d in _children(template, "DISK")) if template is not None else (),
+        cpu=_number(template, "CPU"),
+        memory_mb=int(_number(template, "MEMORY")),
     )
 
 
@@ -227,6 +288,22 @@ def host_from_element(el: etree._Element) -> Host:
         cluster=_str(el, "CLUSTER"),
         vm_ids=_int_list(el, "VMS"),
         template=_attributes(_child(el, "TEMPLATE")),
+        share=_share(_child(el, "HOST_SHARE")),
+    )
+
+
+def datastore_from_element(el: etree._Element) -> Datastore:
+    """A parsed ``<DATASTORE>`` element -> :class:`Datastore`."""
+    _expect_tag(el, "DATASTORE", "DATASTORE")
+    template = _child(el, "TEMPLATE")
+    shared = _str(template, "SHARED").strip().upper() if template is not None else ""
+    return Datastore(
+        id=_int(el, "ID"),
+        name=_str(el, "NAME"),
+        type=DatastoreType(_int(el, "TYPE")),
+        tm_mad=_str(el, "TM_MAD").strip(),
+        shared={"YES": True, "NO": False}.get(shared),
+        cluster_ids=_int_list(el, "CLUSTERS"),
     )
 
 
@@ -314,6 +391,11 @@ def parse_hook(xml: XmlInput) -> Hook:
 def parse_cluster(xml: XmlInput) -> Cluster:
     """``one.cluster.info`` answer -> :class:`Cluster`."""
     return _one(xml, "CLUSTER", cluster_from_element)
+
+
+def parse_datastore_pool(xml: XmlInput) -> List[Datastore]:
+    """``one.datastorepool.info`` answer -> datastores in document order."""
+    return _pool(xml, "DATASTORE_POOL", "DATASTORE", datastore_from_element)
 
 
 def parse_vm_pool(xml: XmlInput) -> List[Vm]:

@@ -5,7 +5,10 @@ a reason a person can read), ``engine`` (carries out a plan through the
 doors: host locks, re-checks, the storage gate, bounded concurrency, retries,
 waits), ``ledger`` (host locks and resume attempts under ``[recovery]
 state_dir``), ``claims`` (host-reconnect's claim on a host it watches) and
-``report`` (what a run decided and did).
+``report`` (what a run decided and did); for a host that does not come
+back (issue 12): ``evacuation`` (which of its VMs may be restarted elsewhere,
+on which host, why: pure), ``migration`` (what became of a move, from oned's
+evidence: pure) and ``evacuator`` (fence, disable, move in tiers, carry).
 
 May import: the doors (``oned/``, ``node/``) and the ground; ``cpu/`` is
 beside it in the same layer. Never the entry points.

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
 
 WATCH_DIR = "watch"
 CARRY_DIR = "carry"
+#: host-error's watchers (issue 12): one per failed host, waiting out the grace, then evacuating
+EVACUATE_DIR = "evacuate"
 
 
 def claim_name(host_id: int) -> str:
@@ -36,9 +38,9 @@ def claim_name(host_id: int) -> str:
     return f"host-{int(host_id)}.claim"
 
 
-def claim_path(state_dir: str, host_id: int) -> str:
-    """Where the claim on ``host_id`` lives."""
-    return os.path.join(state_dir, WATCH_DIR, claim_name(host_id))
+def claim_path(state_dir: str, host_id: int, kind: str = WATCH_DIR) -> str:
+    """Where the claim on ``host_id`` lives (``kind``: the claims' folder, watch or evacuate)."""
+    return os.path.join(state_dir, kind, claim_name(host_id))
 
 
 def encode(pid: int, until: float) -> bytes:
@@ -46,13 +48,14 @@ def encode(pid: int, until: float) -> bytes:
     return f"{int(pid)} {float(until)!r}\n".encode("ascii")
 
 
-def live_claim(state_dir: str, host_id: int, now: float) -> "Optional[Tuple[int, float]]":
+def live_claim(state_dir: str, host_id: int, now: float,
+               kind: str = WATCH_DIR) -> "Optional[Tuple[int, float]]":
     """``(pid, until)`` of the live claim on ``host_id`` at wall time ``now``, else None.
 
     An unreadable or malformed claim counts as none (the VM hook then acts).
     """
     try:
-        with open(claim_path(state_dir, host_id), "rb") as fh:
+        with open(claim_path(state_dir, host_id, kind), "rb") as fh:
             pid_text, until_text = fh.read(200).split()
         pid, until = int(pid_text), float(until_text)
     except (OSError, ValueError):
@@ -68,7 +71,9 @@ def alive(pid: int) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"one_hooks" in fh.read()
+            words = fh.read()
+        # python -m one_hooks (hooks, watchers) or the one-hooks console script (evacuate).
+        return b"one_hooks" in words or b"one-hooks" in words
     except FileNotFoundError:
         return False
     except OSError:  # no /proc to read: fall back to "some process has that PID"

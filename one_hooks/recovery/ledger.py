@@ -217,26 +217,30 @@ class Ledger:
 
     # --- host watches ----------------------------------------------------
 
-    def claim_watch(self, host_id: int, until: float) -> None:
+    def claim_watch(self, host_id: int, until: float, kind: str = claims.WATCH_DIR) -> None:
         """Say that this process watches ``host_id`` until wall time ``until``."""
-        self.claim_watch_for(host_id, os.getpid(), until)
+        self.claim_watch_for(host_id, os.getpid(), until, kind)
 
-    def claim_watch_for(self, host_id: int, pid: int, until: float) -> None:
-        """Say that process ``pid`` watches ``host_id`` until wall time ``until``."""
-        path = self._path(claims.WATCH_DIR, claims.claim_name(host_id))
+    def claim_watch_for(self, host_id: int, pid: int, until: float, kind: str = claims.WATCH_DIR) -> None:
+        """Say that process ``pid`` watches ``host_id`` until wall time ``until``.
+
+        ``kind``: whose watch (``claims.WATCH_DIR``: host-reconnect's settle
+        window; ``claims.EVACUATE_DIR``: host-error's grace and evacuation).
+        """
+        path = self._path(kind, claims.claim_name(host_id))
         try:
             fsio.atomic_write(path, claims.encode(pid, until),
                               fsio.FileMeta(0o640, os.getuid(), os.getgid()))
         except OSError as exc:
             raise _unusable(path, exc) from None
 
-    def watcher_of(self, host_id: int) -> "Watch | None":
+    def watcher_of(self, host_id: int, kind: str = claims.WATCH_DIR) -> "Watch | None":
         """The live process watching the host now, if any.
 
         A claim whose process is gone or whose time is over counts as none: a
         crashed watcher must never leave VMs unattended.
         """
-        found = claims.live_claim(self.state_dir, host_id, self.wall())
+        found = claims.live_claim(self.state_dir, host_id, self.wall(), kind)
         return Watch(int(host_id), *found) if found is not None else None
 
     # --- host locks -------------------------------------------------------
@@ -245,13 +249,15 @@ class Ledger:
     def host_lock(self, host_id: int, timeout: float,
                   clock: Callable[[], float] = time.monotonic,
                   sleep: Callable[[float], None] = time.sleep,
-                  poll: float = 0.05) -> Iterator[None]:
+                  poll: float = 0.05, kind: str = "host") -> Iterator[None]:
         """Hold the host's lock; raise :class:`LockBusy` after ``timeout`` seconds.
 
         flock locks belong to an open file description, so two threads of one
-        process taking the same host lock exclude each other too.
+        process taking the same host lock exclude each other too. ``kind``
+        names another lock of the same host (``evacuate``: taking the
+        evacuation claim), so holding one never waits for the other.
         """
-        path = self._path("locks", f"host-{int(host_id)}.lock")
+        path = self._path("locks", f"{kind}-{int(host_id)}.lock")
         # The lock file carries no content, only the lock: opening it for
         # writing is not a content write, so it does not go through fsio.
         try:

@@ -6,8 +6,9 @@ The engine (``recovery.engine``) fills a :class:`Report`; the hooks print its su
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, TextIO
 
 __all__ = ["Outcome", "Report", "VmResult", "PROBLEMS"]
 
@@ -24,10 +25,15 @@ class Outcome(str, enum.Enum):
     TIMEOUT = "not running in time"
     GAVE_UP = "gave up"
     PLANNED = "would resume"
+    #: evacuation (issue 12): a VM of a dead host that cannot be restarted elsewhere (local disks,
+    #: no room, host not fenced); and a dry run's move
+    STAYS = "not moved"
+    WOULD_MOVE = "would move"
 
 
 #: Outcomes that make a run exit 1 (``onehook retry`` may help).
-PROBLEMS = frozenset({Outcome.LOCKED, Outcome.GATE, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GAVE_UP})
+PROBLEMS = frozenset({Outcome.LOCKED, Outcome.GATE, Outcome.FAILED, Outcome.TIMEOUT, Outcome.GAVE_UP,
+                      Outcome.STAYS})
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,15 @@ class Report:
             counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
         body = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no VMs"
         return f"{body}; exit {self.exit_code}"
+
+    def write(self, stream: TextIO, as_json: bool) -> None:
+        """The final table (or, ``as_json``, the JSON form) on ``stream``: what the commands print last."""
+        if as_json:
+            json.dump(self.as_dict(), stream, indent=2)
+            stream.write("\n")
+        else:
+            for line in self.table():
+                stream.write(line + "\n")
 
     def as_dict(self) -> Dict[str, Any]:
         """A JSON-ready form (``--json``)."""

@@ -34,6 +34,12 @@ KNOWN_ACTIONS = {
 MANAGE_BLOCKING_LOCKS = {1, 2, 4}
 
 
+def refuse_if_locked(vm: SimVm, method: str) -> None:
+    """oned's refusal of a MANAGE operation (resume, poweroff, migrate...) on a locked VM."""
+    if vm.lock in MANAGE_BLOCKING_LOCKS:
+        raise Refused(LOCKED, f"[{method}] User [0] : Not authorized to perform MANAGE VM [{vm.id}], it is locked.")
+
+
 class VmActions:
     """The VM life-cycle half of the cloud; relies on Cloud's tables, lock and timeline."""
 
@@ -72,9 +78,7 @@ class VmActions:
             vm = self.get_vm(vm_id, method)
             if name not in KNOWN_ACTIONS:
                 raise Refused(ACTION, f"[{method}] Invalid action \"{name}\".")
-            if vm.lock in MANAGE_BLOCKING_LOCKS:
-                raise Refused(LOCKED, f"[{method}] User [0] : Not authorized to perform "
-                                      f"MANAGE VM [{vm_id}], it is locked.")
+            refuse_if_locked(vm, method)
             handler = getattr(self, "_do_" + name.replace("-", "_"), None)
             state = vm.state_name
             if handler is None or not handler(vm, probe=True):

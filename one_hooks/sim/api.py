@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..oned.model import VmState
 from . import xmlout
 from .cloud import Cloud
-from .faults import INTERNAL, Refused
+from .faults import INTERNAL, NO_EXISTS, Refused
 from .hookrun import HookRunner
 from .hooks import HookRegistry
 from .objects import SimCluster, merge_attrs
@@ -111,6 +111,28 @@ def build_methods(sim: Served) -> Dict[str, Callable[..., object]]:
         cloud.action(action, vm_id)
         return vm_id
 
+    def vm_migrate(vm_id: int, host_id: int, live: bool = False, enforce: bool = False, ds_id: int = -1,
+                   kind: int = 0) -> int:
+        cloud.migrate(vm_id, host_id, bool(live), bool(enforce), ds_id, kind)
+        return vm_id
+
+    def host_status(host_id: int, status: int) -> int:
+        cloud.host_status(host_id, status)
+        return host_id
+
+    def datastorepool_info() -> str:
+        with cloud.lock:
+            return xmlout.compact(xmlout.pool("DATASTORE_POOL", (
+                xmlout.datastore_element(ds)
+                for ds in sorted(cloud.tables.datastores.values(), key=lambda d: -d.id))))
+
+    def datastore_info(ds_id: int, decrypt: bool = False) -> str:
+        with cloud.lock:
+            ds = cloud.tables.datastores.get(ds_id)
+            if ds is None:
+                raise Refused(NO_EXISTS, f"[one.datastore.info] Error getting datastore [{ds_id}].")
+            return xmlout.compact(xmlout.datastore_element(ds))
+
     def vm_lock(vm_id: int, level: int = 4, test: bool = False) -> int:
         cloud.lock_vm(vm_id, level)
         return vm_id
@@ -181,6 +203,10 @@ def build_methods(sim: Served) -> Dict[str, Callable[..., object]]:
         "one.vmpool.info": vmpool_info,
         "one.vmpool.infoextended": vmpool_infoextended,
         "one.vm.action": vm_action,
+        "one.vm.migrate": vm_migrate,
+        "one.host.status": host_status,
+        "one.datastorepool.info": datastorepool_info,
+        "one.datastore.info": datastore_info,
         "one.vm.lock": vm_lock,
         "one.vm.unlock": vm_unlock,
         "one.hook.allocate": hook_allocate,

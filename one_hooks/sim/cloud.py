@@ -20,6 +20,9 @@ recordings of real oneds:
   the deploy's answer goes through the queue too: success -> RUNNING with
   ACTION 0 and ETIME = RETIME = 0; failure -> back to UNKNOWN or POWEROFF,
   RETIME = now, ``USER_TEMPLATE/ERROR = "<ctime>: DEPLOY: <message>"``;
+- ``one.vm.migrate`` and ``one.host.status`` as :mod:`one_hooks.sim.migrate`
+  says (the evacuation of a dead host); a DISABLED host stays DISABLED when it
+  fails or comes back;
 - every change of state fires the matching state hooks with a payload whose
   PREV_* hold the state before the change.
 
@@ -40,7 +43,10 @@ from ..oned.model import HistoryAction, HostState, LcmState, VmState
 from .actions import VmActions
 from .faults import NO_EXISTS, Refused
 from .lcm import INSTANT, LcmQueue, OnedTiming
-from .objects import SimCluster, SimHistory, SimHost, SimVm, Tables, del_attr, log_time, set_attr
+from .migrate import VmMigrations
+from .objects import (
+    SimCluster, SimDatastore, SimHistory, SimHost, SimVm, Tables, del_attr, log_time, set_attr,
+)
 from .timeline import Timeline
 from .tmpl import Attr
 from . import xmlout
@@ -60,7 +66,7 @@ class Change:
     after: str
 
 
-class Cloud(VmActions):
+class Cloud(VmActions, VmMigrations):
     """Hosts, VMs, hooks and the rules that move them."""
 
     def __init__(
@@ -76,6 +82,7 @@ class Cloud(VmActions):
         late_poweroff: float = 0.0,
         late_poweroff_after: float = 2.0,
         seed: int = 0,
+        prolog_seconds: float = 0.0,
     ) -> None:
         self.lock = threading.RLock()
         self.tables = Tables()
@@ -103,7 +110,14 @@ class Cloud(VmActions):
         self.action_log: List[Tuple[float, int, str, str]] = []
         self._fail_vm: Dict[int, int] = {}
         self._fail_host: Dict[int, int] = {}
+        self._fail_transfer: Dict[int, int] = {}
+        #: a migration's transfer (TM mv) before its boot on the target
+        self.prolog_seconds = prolog_seconds
         self.tables.clusters[0] = SimCluster(0, "default")
+        # A fresh oned's datastores: system, default (images), files, all on the ssh driver.
+        for ds in (SimDatastore(0, "system", 1, "ssh"), SimDatastore(1, "default", 0, "ssh", "fs"),
+                   SimDatastore(2, "files", 2, "ssh", "fs")):
+            self.tables.datastores[ds.id] = ds
 
     # --- helpers --------------------------------------------------------------
 
@@ -174,11 +188,25 @@ class Cloud(VmActions):
             self._set_host(host, HostState.MONITORED)
             return host_id
 
+    def add_datastore(self, name: str, ds_type: int = 1, tm_mad: str = "shared", ds_mad: str = "-") -> int:
+        """A new datastore in cluster 0 (IDs from 100, as oned gives them); its ID."""
+        with self.lock:
+            ds_id = max(max(self.tables.datastores, default=0) + 1, 100)
+            self.tables.datastores[ds_id] = SimDatastore(ds_id, name, ds_type, tm_mad, ds_mad)
+            return ds_id
+
     def add_vm(self, name: str, host_id: int, user_template: Optional[List[Attr]] = None,
-               memory_mb: int = 64, cpu: float = 0.1) -> int:
-        """A VM deployed on ``host_id`` and RUNNING (its last step BOOT -> RUNNING fires hooks)."""
+               memory_mb: int = 64, cpu: float = 0.1, ds_id: int = 0,
+               disks: Optional[List[List[Tuple[str, str]]]] = None) -> int:
+        """A VM deployed on ``host_id`` (system datastore ``ds_id``) and RUNNING (BOOT -> RUNNING fires hooks).
+
+        ``disks``: the DISK vectors oned would have written (DISK_ID is added).
+        """
         with self.lock:
             host = self.get_host(host_id, "one.vm.deploy")
+            system = self.tables.datastores.get(ds_id)
+            if system is None or system.type != 1:
+                raise Refused(NO_EXISTS, f"[one.vm.deploy] Error getting datastore [{ds_id}].")
             vm_id = max(self.tables.vms, default=-1) + 1
             now = self._ts()
             vm = SimVm(vm_id, name, VmState.ACTIVE, LcmState.BOOT, stime=now,
@@ -189,9 +217,12 @@ class Cloud(VmActions):
                 ("OS", [("UUID", str(uuid.UUID(int=vm_id + 1)))]),
                 ("TEMPLATE_ID", "0"), ("TM_MAD_SYSTEM", "ssh"), ("VCPU", "1"), ("VMID", str(vm_id)),
             ]
+            for index, disk in enumerate(disks or []):
+                vm.template.append(("DISK", [("DISK_ID", str(index))] + list(disk)))
             vm.user_template = list(user_template or [])
             vm.history.append(SimHistory(0, host.id, host.name, host.cluster_id, stime=now,
-                                         vm_mad=host.vm_mad, pstime=now, petime=now, rstime=now))
+                                         vm_mad=host.vm_mad, tm_mad=system.tm_mad, ds_id=ds_id,
+                                         pstime=now, petime=now, rstime=now))
             self.tables.vms[vm_id] = vm
             self.changes.append(Change(self.now(), "vm", vm_id, "-", vm.state_name))
             self._set_vm(vm, VmState.ACTIVE, LcmState.RUNNING)
@@ -200,24 +231,26 @@ class Cloud(VmActions):
     # --- what the monitor does ------------------------------------------------
 
     def host_error(self, host_id: int) -> None:
-        """Monitoring failed: host -> ERROR, its RUNNING VMs -> UNKNOWN."""
+        """Monitoring failed: host -> ERROR (a DISABLED one stays DISABLED), its RUNNING VMs -> UNKNOWN."""
         with self.lock:
             host = self.get_host(host_id)
             set_attr(host.template, "ERROR",
                      f"{log_time(self.now())} : Error monitoring Host {host.name} ({host.id}): ")
-            self._set_host(host, HostState.ERROR)
+            if host.state != HostState.DISABLED:  # Host::error keeps DISABLED (and OFFLINE)
+                self._set_host(host, HostState.ERROR)
             for vm in self.host_vms(host_id):
                 if vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING:
                     self._set_vm(vm, VmState.ACTIVE, LcmState.UNKNOWN)
 
     def host_monitored(self, host_id: int) -> None:
-        """The host answers again: -> MONITORED; its VMs are reconciled later."""
+        """The host answers again: -> MONITORED (a DISABLED one stays DISABLED); its VMs are reconciled later."""
         with self.lock:
             host = self.get_host(host_id)
             del_attr(host.template, "ERROR")
             host.last_monitored = self._ts()
             self.bounced -= {vm.id for vm in self.host_vms(host_id)}
-            self._set_host(host, HostState.MONITORED)
+            if host.state != HostState.DISABLED:  # Host::update_info leaves DISABLED and OFFLINE alone
+                self._set_host(host, HostState.MONITORED)
 
     def host_state(self, host_id: int, state: HostState) -> None:
         """Any other host state change (DISABLED, OFFLINE...), firing hooks."""

@@ -151,6 +151,35 @@ class SimHook:
         return value if isinstance(value, str) else ""
 
 
+#: ``SHARED`` of a system datastore per transfer driver, as oned.conf's TM_MAD_CONF ships it
+#: (6.10.5 and 7.4.0; 7.4 adds local, netapp, purefa, virtiofs and drops vcenter).
+TM_SHARED = {
+    "ssh": False, "local": False, "shared": True, "qcow2": True, "ceph": True, "fs_lvm": True,
+    "fs_lvm_ssh": True, "lvm": True, "iscsi_libvirt": True, "dev": True, "dummy": True, "vcenter": True,
+    "netapp": True, "purefa": True, "virtiofs": True,
+}
+
+#: Datastore TYPE numbers and the TEMPLATE/TYPE word oned writes for them.
+DS_TYPES = {0: "IMAGE_DS", 1: "SYSTEM_DS", 2: "FILE_DS", 3: "BACKUP_DS"}
+
+
+@dataclass
+class SimDatastore:
+    """A datastore. oned sets a system datastore's SHARED from TM_MAD_CONF (``Datastore::set_tm_mad``)."""
+
+    id: int
+    name: str
+    type: int
+    tm_mad: str
+    ds_mad: str = "-"
+    cluster_ids: List[int] = field(default_factory=lambda: [0])
+
+    @property
+    def shared(self) -> Optional[bool]:
+        """TEMPLATE/SHARED (system datastores only; oned removes it from the others)."""
+        return TM_SHARED.get(self.tm_mad, True) if self.type == 1 else None
+
+
 @dataclass
 class SimCluster:
     """A cluster; its hosts are found through SimHost.cluster_id."""
@@ -168,3 +197,4 @@ class Tables:
     vms: Dict[int, SimVm] = field(default_factory=dict)
     hooks: Dict[int, SimHook] = field(default_factory=dict)
     clusters: Dict[int, SimCluster] = field(default_factory=dict)
+    datastores: Dict[int, SimDatastore] = field(default_factory=dict)

@@ -73,6 +73,7 @@ class SimOned:
     successful deploys that a monitor report taken before them powers off
     again ``late_poweroff_after`` seconds later (seen on 4 of 29 VMs of a
     real 6.10.5 storm; 0 by default). ``seed``: for that and host spreads.
+    ``prolog_seconds``: a migration's transfer before its boot on the target.
     """
 
     def __init__(
@@ -92,13 +93,14 @@ class SimOned:
         late_poweroff: float = 0.0,
         late_poweroff_after: float = 2.0,
         seed: int = 0,
+        prolog_seconds: float = 0.0,
     ) -> None:
         self.users = dict(users or {"oneadmin": "opennebula"})
         self.cloud = Cloud(boot_seconds=boot_seconds, shutdown_seconds=shutdown_seconds,
                            emit=self._emit, deploy_needs_host=deploy_needs_host,
                            v7=not version.startswith(("5.", "6.")), timing=timing,
                            late_poweroff=late_poweroff, late_poweroff_after=late_poweroff_after,
-                           seed=seed)
+                           seed=seed, prolog_seconds=prolog_seconds)
         #: What one.system.version answers; 7.x also changes a few XML elements.
         self.version = version
         self.hooks = HookRegistry(self.cloud.tables, remotes_dir)
@@ -172,9 +174,23 @@ class SimOned:
         return self.cloud.add_host(name, cluster_id, _attrs(template))
 
     def add_vm(self, name: str, host_id: int, user_template: Optional[Mapping[str, str]] = None,
-               memory_mb: int = 64) -> int:
-        """A new VM RUNNING on ``host_id``; its ID."""
-        return self.cloud.add_vm(name, host_id, _attrs(user_template), memory_mb=memory_mb)
+               memory_mb: int = 64, ds_id: int = 0,
+               disks: Optional[Sequence[Mapping[str, str]]] = None, cpu: float = 0.1) -> int:
+        """A new VM RUNNING on ``host_id``, its directory on system datastore ``ds_id``; its ID.
+
+        ``disks``: DISK attributes as oned writes them (DATASTORE_ID, IMAGE_ID,
+        CLONE, CLONE_TARGET, LN_TARGET, TM_MAD...), one mapping per disk.
+        """
+        return self.cloud.add_vm(name, host_id, _attrs(user_template), memory_mb=memory_mb, cpu=cpu,
+                                 ds_id=ds_id, disks=[[(k.upper(), str(v)) for k, v in d.items()] for d in disks or ()])
+
+    def add_datastore(self, name: str, ds_type: int = 1, tm_mad: str = "shared", ds_mad: str = "-") -> int:
+        """A new datastore (type 1 system, 0 image, 2 files); SHARED follows ``tm_mad`` as in oned."""
+        return self.cloud.add_datastore(name, ds_type, tm_mad, ds_mad)
+
+    def fail_transfers(self, count: int, vm_id: int) -> None:
+        """The next ``count`` migration transfers of that VM fail (PROLOG_MIGRATE_*_FAILURE)."""
+        self.cloud.fail_transfers(count, vm_id)
 
     def add_hook(self, template: str) -> int:
         """Register a hook from OpenNebula template text (as ``onehook create``)."""

@@ -17,7 +17,7 @@ from lxml import etree
 from lxml.etree import _Element as Element
 
 from ..oned.model import HostState, LcmState, VmState
-from .objects import SimCluster, SimExecution, SimHistory, SimHook, SimHost, SimVm
+from .objects import DS_TYPES, SimCluster, SimDatastore, SimExecution, SimHistory, SimHook, SimHost, SimVm
 from .tmpl import Attr
 
 #: USER_TEMPLATE attributes kept by VirtualMachineTemplate::to_xml_short (pool answers).
@@ -285,4 +285,42 @@ def cluster_element(cluster: SimCluster, host_ids: Sequence[int]) -> Element:
     _ints(_sub(root, "DATASTORES"), "ID", [0, 1, 2])
     _sub(root, "VNETS")
     root.append(template_element("TEMPLATE", cluster.template))
+    return root
+
+
+# --- datastores ---------------------------------------------------------------
+
+#: CLONE_TARGET / LN_TARGET of an image datastore per transfer driver (TM_MAD_CONF).
+_TARGETS = {"ssh": ("SYSTEM", "SYSTEM"), "ceph": ("SELF", "NONE"), "lvm": ("SELF", "NONE"),
+            "iscsi_libvirt": ("SELF", "NONE"), "dev": ("NONE", "NONE"), "fs_lvm": ("SYSTEM", "SYSTEM"),
+            "fs_lvm_ssh": ("SYSTEM", "SYSTEM")}
+
+
+def datastore_element(ds: SimDatastore, base: str = "/var/lib/one//datastores") -> Element:
+    """``<DATASTORE>`` (``Datastore::to_xml``), shaped like the 6.10.5 and 7.4.0 rigs' answers."""
+    root = etree.Element("DATASTORE")
+    for tag, value in (("ID", ds.id), ("UID", 0), ("GID", 0), ("UNAME", "oneadmin"), ("GNAME", "oneadmin"),
+                       ("NAME", ds.name)):
+        _sub(root, tag, value)
+    perms = _sub(root, "PERMISSIONS")
+    for tag, value in (("OWNER_U", 1), ("OWNER_M", 1), ("OWNER_A", 0), ("GROUP_U", 1), ("GROUP_M", 0),
+                       ("GROUP_A", 0), ("OTHER_U", 0), ("OTHER_M", 0), ("OTHER_A", 0)):
+        _sub(perms, tag, value)
+    _sub(root, "DS_MAD", ds.ds_mad, cdata=True)
+    _sub(root, "TM_MAD", ds.tm_mad, cdata=True)
+    _sub(root, "BASE_PATH", f"{base}/{ds.id}", cdata=True)
+    for tag, value in (("TYPE", ds.type), ("DISK_TYPE", 0), ("STATE", 0)):
+        _sub(root, tag, value)
+    _ints(_sub(root, "CLUSTERS"), "ID", ds.cluster_ids)
+    for tag, value in (("TOTAL_MB", 20480), ("FREE_MB", 20480), ("USED_MB", 0)):
+        _sub(root, tag, value)
+    _sub(root, "IMAGES")
+    attrs: List[Attr] = [("DISK_TYPE", "FILE"), ("RESTRICTED_DIRS", "/"), ("SAFE_DIRS", "/var/tmp"),
+                         ("TM_MAD", ds.tm_mad), ("TYPE", DS_TYPES.get(ds.type, "IMAGE_DS"))]
+    if ds.type == 1:
+        attrs += [("ALLOW_ORPHANS", "YES"), ("DS_MIGRATE", "YES"), ("SHARED", "YES" if ds.shared else "NO")]
+    else:
+        clone, link = _TARGETS.get(ds.tm_mad, ("SYSTEM", "NONE"))
+        attrs += [("ALLOW_ORPHANS", "NO"), ("CLONE_TARGET", clone), ("DS_MAD", ds.ds_mad), ("LN_TARGET", link)]
+    root.append(template_element("TEMPLATE", attrs))
     return root
