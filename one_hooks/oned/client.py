@@ -1,10 +1,11 @@
-"""The only door to oned: its XML-RPC API, with errors mapped to ours.
+"""The only door to oned outside the VM hooks' first look: its XML-RPC API, with errors mapped to ours.
 
-This speaks the wire protocol pyone speaks, through the small :mod:`wire`
-module (not pyone, not ``xmlrpc.client``), because a hook process runs once
-per VM event and ``import pyone`` costs 0.2-0.5 s of CPU, ``xmlrpc.client``
-with ``http.client`` about 20 ms. Answers are parsed by :mod:`xmlparse` into
-:mod:`model` objects.
+Calls go through pyone, OpenNebula's own binding, by way of :mod:`one_hooks.oned.rpc`
+(which says what of pyone is used and what is not, with the figures); the
+answers' XML is parsed by :mod:`one_hooks.oned.xmlparse` into :mod:`one_hooks.oned.model`
+objects. The VM hooks' first look (:mod:`one_hooks.hooks.triage`) does not come
+here: ``import pyone`` costs about 0.13-0.15 s of CPU per process, and that
+path decides most VM events with one call through :mod:`one_hooks.oned.wire`.
 
 oned answers every call with an array: ``[true, value, 0]`` on success,
 ``[false, message, code, ...]`` on failure. Codes map to the exception tree:
@@ -16,26 +17,27 @@ oned answers every call with an array: ``[true, value, 0]`` on success,
     0x2000 INTERNAL                             -> OnedInternalError   (transient)
     0x8000 LOCKED                               -> OnedLocked
     refused/reset/dropped connection, HTTP error, timeout -> OnedUnreachable (transient)
+    XML-RPC fault (unknown method, bad parameter types) -> OnedApiError with the fault's code
 
 Read-only calls are retried on transient errors ``retries`` times, the delay
 doubling from ``retry_delay``, through the injected ``sleep``. Calls that
-change something are never retried here: a dropped answer may hide a call
-that succeeded, so the caller re-reads the state and decides.
+change something are never retried here, and nothing underneath re-sends
+them: a dropped answer may hide a call that succeeded, so the caller
+re-reads the state and decides.
 
-One :class:`Oned` may be shared by threads: each thread gets its own
-connection object, and the call counter is guarded by a lock. The session
-string (``user:password``) never appears in a message, repr or log line.
+One :class:`Oned` may be shared by threads: each request has its own
+connection, and the call counter is guarded by a lock. The session string
+(``user:password``) never appears in a message, repr or log line.
 """
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import time
 import urllib.parse
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
-from . import wire, xmlparse
+from . import rpc, wire, xmlparse
 from .authfile import read_auth
 from ..config import OnedSection
 from ..errors import (
@@ -89,13 +91,11 @@ class Oned:
         self.retries = max(0, int(retries))
         self.retry_delay = retry_delay
         self._sleep = sleep
-        self._scheme = parsed.scheme
-        self._host = parsed.hostname
         try:
-            self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            parsed.port
         except ValueError:
             raise ConfigError(f"endpoint has a bad port: {_safe_url(endpoint)!r}", key="oned") from None
-        self._path = parsed.path or "/"
+        self._server = rpc.Server(endpoint, session, timeout)
         self._lock = threading.Lock()
         self._calls = 0
         # Parts of the secret to scrub from any text oned (or a proxy) sends back.
@@ -120,13 +120,11 @@ class Oned:
     # --- plumbing ---------------------------------------------------------------
 
     def _once(self, method: str, args: Sequence[Any], ids: Sequence[int]) -> Any:
-        """One request on its own connection; oned's answer unwrapped, or the matching OnedError."""
+        """One request (pyone, on its own connection); oned's answer unwrapped, or the matching OnedError."""
         with self._lock:
             self._calls += 1
-        body = wire.encode_call(method, (self._session, *args))
         try:
-            answer = wire.decode_response(
-                wire.post(self._scheme, self._host, self._port, self._path, body, self.timeout))
+            answer = self._server.call(method, args)
         except wire.Fault as exc:
             # xmlrpc-c answers unknown methods and bad parameter types with a fault.
             raise OnedApiError(self._clean(f"XML-RPC fault {exc.code}: {exc.text}"),
@@ -134,17 +132,13 @@ class Oned:
         except wire.HttpError as exc:
             raise OnedUnreachable(f"HTTP {exc.status} {self._clean(exc.reason)}",
                                   method, None, ids) from None
-        except wire.Dropped as exc:
-            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({exc})",
+        except rpc.TimedOut as exc:
+            raise OnedUnreachable(str(exc), method, None, ids) from None
+        except rpc.Unreachable as exc:
+            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({self._clean(str(exc))})",
                                   method, None, ids) from None
         except wire.ProtocolError as exc:
             raise OnedApiError(f"unreadable answer ({exc})", method, None, ids) from None
-        except (TimeoutError, socket.timeout):  # the same class from Python 3.10 on
-            raise OnedUnreachable(f"no answer within {self.timeout:g} s", method, None, ids) from None
-        except OSError as exc:
-            reason = type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
-            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({reason})",
-                                  method, None, ids) from None
         return self._unwrap(method, answer, ids)
 
     def _unwrap(self, method: str, answer: Any, ids: Sequence[int]) -> Any:
