@@ -596,6 +596,18 @@ def test_locked_keeps_its_code_where_pyone_alone_loses_it(client: Oned, fake: Fa
     assert fake.actions == []
 
 
+def test_a_locked_vm_as_a_real_oned_refuses_it(client: Oned, fake: FakeOned) -> None:
+    """oned 6.10.5 and 7.4.0 refuse an action on a locked VM with AUTHORIZATION, not LOCKED (seen on both)."""
+    fake.fail("one.vm.action", 0x200, "[one.vm.action] User [0] : VM is locked. [3].")
+    with pytest.raises(OnedLocked) as info:
+        client.vm_action("resume", 3)
+    assert (info.value.code, info.value.ids) == (0x200, (3,))
+    fake.fail("one.vm.action", 0x200, "[one.vm.action] User [0] : Not authorized to perform MANAGE VM [3].")
+    with pytest.raises(OnedAuthError):
+        client.vm_action("resume", 3)
+    assert fake.actions == []
+
+
 def test_answers_stay_raw_xml_for_our_parser(client: Oned, fake: FakeOned) -> None:
     answer = client._server.call("one.vm.info", (3,))
     assert answer[0] is True and answer[2] == 0 and isinstance(answer[1], str)

@@ -16,6 +16,8 @@ oned answers every call with an array: ``[true, value, 0]`` on success,
     0x1000 API, 0x4000 ALLOCATE, anything else  -> OnedApiError
     0x2000 INTERNAL                             -> OnedInternalError   (transient)
     0x8000 LOCKED                               -> OnedLocked
+    0x0200 AUTHORIZATION saying "... is locked."  -> OnedLocked (what oned 6.10.5 and
+           7.4.0 answer for an action on a locked VM: "User [0] : VM is locked. [7].")
     refused/reset/dropped connection, HTTP error, timeout -> OnedUnreachable (transient)
     XML-RPC fault (unknown method, bad parameter types) -> OnedApiError with the fault's code
 
@@ -147,8 +149,7 @@ class Oned:
         if answer[0]:
             return answer[1]
         code = answer[2] if len(answer) > 2 and isinstance(answer[2], int) else None
-        cls = _ERRORS.get(code, OnedApiError) if code is not None else OnedApiError
-        raise cls(self._clean(str(answer[1])), method, code, ids)
+        raise error_class(code, str(answer[1]))(self._clean(str(answer[1])), method, code, ids)
 
     def _clean(self, text: str) -> str:
         """One line, without the session secret, whatever the server echoed."""
@@ -295,6 +296,18 @@ class Oned:
         """``one.host.update`` / ``one.cluster.update``: replace (or merge with ``append``). Not retried."""
         _, update, _ = _template_kind(kind)
         self._write(update, int(obj_id), text, 1 if append else 0, ids=(obj_id,))
+
+
+def error_class(code: Optional[int], message: str) -> Type[OnedError]:
+    """The exception for oned's failure answer ``[false, message, code]``.
+
+    A locked object is refused with LOCKED (0x8000) by the code's name, but a
+    real oned (6.10.5, 7.4.0) refuses an action on a locked VM with
+    AUTHORIZATION and "VM is locked.": both are :class:`OnedLocked`.
+    """
+    if code == AUTHORIZATION and " is locked." in message:
+        return OnedLocked
+    return _ERRORS.get(code, OnedApiError) if code is not None else OnedApiError
 
 
 def _template_kind(kind: str) -> Tuple[str, str, str]:

@@ -64,11 +64,11 @@ from requests.adapters import HTTPAdapter
 from . import wire
 
 try:  # pyone 7.1+: OneServer is a factory; its XML-RPC class lives in server_xrpc
-    from pyone.server_xrpc import OneServerXRPC as _PyoneServer
+    from pyone.server_xrpc import OneServerXRPC as _PyoneServer  # type: ignore[import-untyped]
     from pyone.server_xrpc import RequestsTransport as _PyoneTransport
 except ImportError:  # pyone 6.10 and 7.0: OneServer is the XML-RPC class itself
-    from pyone import OneServer as _PyoneServer  # type: ignore[no-redef]
-    from pyone import RequestsTransport as _PyoneTransport  # type: ignore[no-redef]
+    from pyone import OneServer as _PyoneServer  # type: ignore[import-untyped]
+    from pyone import RequestsTransport as _PyoneTransport
 
 
 class Unreachable(wire.WireError):
@@ -83,7 +83,7 @@ _HEADERS = {"User-Agent": "one-hooks (pyone)", "Content-Type": "text/xml", "Acce
             "Connection": "close"}
 
 
-class _Transport(_PyoneTransport):  # type: ignore[misc,valid-type]
+class _Transport(_PyoneTransport):
     """pyone's requests transport with a timeout, one connection per request and no re-send."""
 
     def __init__(self, timeout: float, https: bool, verify: Union[bool, str]) -> None:
@@ -112,7 +112,7 @@ class _Transport(_PyoneTransport):  # type: ignore[misc,valid-type]
             raise wire.HttpError(response.status_code, response.reason or "")
         return self.parse_response(body)
 
-    def parse_response(self, body: bytes) -> Tuple[Any]:  # type: ignore[override]
+    def parse_response(self, body: bytes) -> Tuple[Any]:
         """The answer's value (wire's decoder; a fault raises :class:`wire.Fault`)."""
         return (wire.decode_response(body),)
 
@@ -146,7 +146,7 @@ def system_ca() -> Union[bool, str]:
     return True
 
 
-class Server(_PyoneServer):  # type: ignore[misc,valid-type]
+class Server(_PyoneServer):
     """pyone's XML-RPC server for one endpoint, answering oned's raw array.
 
     ``call("one.vm.action", ("resume", 7))`` goes through pyone's own request

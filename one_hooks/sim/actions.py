@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
 
 from ..oned.model import HistoryAction, HostState, LcmState, VmState
-from .faults import ACTION, LOCKED, XML_RPC_API, Refused
+from .faults import ACTION, AUTHORIZATION, XML_RPC_API, Refused
 from .objects import SimHistory, SimVm, log_time, set_attr
 
 if TYPE_CHECKING:  # annotations only
@@ -58,8 +58,8 @@ class VmActions:
             if name not in KNOWN_ACTIONS:
                 raise Refused(ACTION, f"[{method}] Invalid action \"{name}\".")
             if vm.lock in MANAGE_BLOCKING_LOCKS:
-                raise Refused(LOCKED, f"[{method}] User [0] : Not authorized to perform "
-                                      f"MANAGE VM [{vm_id}], it is locked.")
+                # As oned 6.10.5 and 7.4.0 answer (seen on both): AUTHORIZATION, not LOCKED.
+                raise Refused(AUTHORIZATION, f"[{method}] User [0] : VM is locked. [{vm_id}].")
             handler = getattr(self, "_do_" + name.replace("-", "_"), None)
             state = vm.state_name
             if handler is None or not handler(vm, probe=True):
