@@ -29,6 +29,7 @@ from one_hooks.errors import (
 )
 from one_hooks.oned.model import HistoryAction, HostState, LcmState, VmState
 from one_hooks.oned.client import Oned
+from tests.raw_server import RawServer
 
 DATA = Path(__file__).parent / "data" / "oned"
 RUN4 = DATA / "run4-vm-lost-status-probe-gone"
@@ -639,51 +640,6 @@ def test_pool_reads_send_the_id_range(client: Oned, fake: FakeOned) -> None:
     assert [v.id for v in client.vm_pool(host_id=0, id_range=(3, 7))] == [3, 7]
     assert [args for m, args in fake.requests if m == "one.vmpool.infoextended"] == \
         [(-2, 4, 12, -1), (-2, 7, 12, -1), (-2, 3, 7, -1)]
-
-
-class RawServer:
-    """A TCP server on loopback that reads each HTTP request whole, counts it, then answers ``raw``
-    (bytes sent as they are) or, with ``raw=None``, resets the connection (RST, no answer)."""
-
-    def __init__(self, raw: Optional[bytes] = None) -> None:
-        self.raw = raw
-        self.requests: List[bytes] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/RPC2"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")]
-                while length and len(body) < length[0]:
-                    body += conn.recv(65536)
-                self.requests.append(head + b"\r\n\r\n" + body)
-                if self.raw is None:
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                else:
-                    conn.sendall(self.raw)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
