@@ -44,8 +44,16 @@ read and measured on this machine, 2 CPUs, Python 3.11):
 Cost, measured here: ``import pyone`` about 0.13-0.15 s of CPU in a fresh
 process (requests alone about 0.06-0.09 s, the generated bindings about
 0.05 s), which is why the VM hooks' first look (:mod:`one_hooks.hooks.triage`)
-stays on :mod:`one_hooks.oned.wire`; one call through here about 0.8 ms of
-CPU against 0.16 ms through wire (a fresh requests session is most of it).
+stays on :mod:`one_hooks.oned.wire`; one call through here about 0.7-0.8 ms
+of CPU against 0.16 ms through wire (a fresh requests session is most of it;
+pyone's own ``requests.post`` 1.07 ms). ``python -X importtime -m one_hooks
+hook host-reconnect`` (one VM to recover, median of 3 rounds of 10): imports
+132 -> 331 ms, 166 -> 331 modules, whole process 132 -> 262 ms of CPU; the
+VM hooks' first look loads the same 91 modules (79 when the host is watched)
+as before, in the same CPU within noise. ``bench/run.py``, full runs back to
+back before and after this door (load average 20-30 from other work):
+host-reconnect CPU per host, hook and settle watcher, 0.40 -> 0.75 s; hook
+CPU per VM event 0.043 -> 0.056 s; the full VM hook 117 -> 269 ms.
 
 Failures come out as :mod:`one_hooks.oned.wire`'s errors (``Fault``,
 ``HttpError``, ``ProtocolError``) or this module's :class:`Unreachable` and
