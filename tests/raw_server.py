@@ -49,4 +49,10 @@ class RawServer:
                     conn.sendall(self.raw)
 
     def close(self) -> None:
+        # shutdown() wakes the thread's accept() (close() alone leaves it blocked, the port listening).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(timeout=5)
