@@ -6,7 +6,8 @@ Each subcommand lives in its own module, which defines::
     def run(args: argparse.Namespace, config: Config) -> int
 
 The module is imported only when its subcommand runs, so a hook process pays
-for what it uses and nothing else (no pyone, no CPU tooling on the hook path).
+for what it uses and nothing else (no CPU tooling on the hook path; pyone only
+once a command asks oned).
 """
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ class OnedActionRefused(OnedError):
 
 
 class OnedLocked(OnedError):
-    """LOCKED (0x8000): the object carries a lock."""
+    """The object carries a lock: LOCKED (0x8000), or AUTHORIZATION saying so (a locked VM's action)."""
 
 
 class OnedApiError(OnedError):

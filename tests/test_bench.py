@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED = ("storm_vms", "storm_wall_s", "storm_speedup_vs_serial", "storm_ratio_to_bound",
-            "hook_cpu_s_per_event", "hook_startup_cpu_s", "wrapper_overhead_ms")
+            "hook_cpu_s_per_event", "hook_startup_cpu_s", "wrapper_overhead_ms", "host_reconnect_cpu_s_per_host")
 
 
 def test_quick_json_run_prints_the_keys() -> None:

@@ -258,3 +258,21 @@ def test_lazy_type_checking_relative_and_named_imports_all_count() -> None:
                      (f"{PACKAGE}.fsio", "one_hooks/cli.py:5", False),
                      (f"{PACKAGE}.logline", "one_hooks/cli.py:6", False),
                      (f"{PACKAGE}.configpath", "one_hooks/cli.py:7", True)}
+
+
+def external_imports(source: str) -> Set[str]:
+    """Top-level names of the packages outside one_hooks that ``source`` imports (any depth)."""
+    tree = ast.parse(MODULES[source].read_text())
+    names: Set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names - {PACKAGE}
+
+
+def test_pyone_is_behind_the_oned_door() -> None:
+    """pyone, and requests under it, are imported by one module: oned/rpc.py (the door's call)."""
+    users = {module for module in MODULES if external_imports(module) & {"pyone", "requests", "urllib3"}}
+    assert users == {f"{PACKAGE}.oned.rpc"}

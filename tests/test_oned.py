@@ -29,6 +29,7 @@ from one_hooks.errors import (
 )
 from one_hooks.oned.model import HistoryAction, HostState, LcmState, VmState
 from one_hooks.oned.client import Oned
+from tests.raw_server import RawServer
 
 DATA = Path(__file__).parent / "data" / "oned"
 RUN4 = DATA / "run4-vm-lost-status-probe-gone"
@@ -183,8 +184,9 @@ class FakeOned:
             self._missing("one.vm.info", "virtual machine", oid)
 
     def rpc_one_vmpool_infoextended(self, flt: int, start: int, end: int, state: int) -> list:
-        assert (flt, start, end, state) == (-2, -1, -1, -1)
-        return [True, "<VM_POOL>" + "".join(self.vms[i] for i in sorted(self.vms)) + "</VM_POOL>", 0]
+        assert (flt, state) == (-2, -1)
+        wanted = sorted(i for i in self.vms if (start, end) == (-1, -1) or start <= i <= end)
+        return [True, "<VM_POOL>" + "".join(self.vms[i] for i in wanted) + "</VM_POOL>", 0]
 
     def rpc_one_vm_action(self, action: str, oid: int) -> list:
         if oid not in self.vms:
@@ -561,13 +563,162 @@ def test_error_classes_carry_transient_flag() -> None:
     assert {c for c in transient if c.transient} == transient
 
 
-def test_adapter_does_not_import_pyone() -> None:
-    code = ("import sys, one_hooks.oned.client, one_hooks.oned.xmlparse; "
-            "sys.exit(1 if 'pyone' in sys.modules else 0)")
+def test_adapter_calls_through_pyone_and_the_first_look_does_not() -> None:
+    code = ("import sys, one_hooks.oned.client; a = 'pyone' in sys.modules; "
+            "import one_hooks.oned.rpc as r, pyone; "
+            "b = issubclass(r.Server, type(pyone.OneServer('http://127.0.0.1:1/RPC2', session='a:b'))); "
+            "print(a, b)")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "True"], done.stderr
+    first_look = ("import sys, one_hooks.hooks.triage, one_hooks.oned.wire, one_hooks.oned.authfile; "
+                  "sys.exit(1 if 'pyone' in sys.modules or 'requests' in sys.modules else 0)")
+    done = subprocess.run([sys.executable, "-c", first_look], cwd=Path(__file__).parent.parent,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert oned_mod.__doc__ and "pyone" in oned_mod.__doc__
+
+
+# --- what pyone alone would get wrong, kept right here ------------------------------------
+
+
+def test_locked_keeps_its_code_where_pyone_alone_loses_it(client: Oned, fake: FakeOned) -> None:
+    import pyone
+
+    fake.fail("one.vm.action", 0x8000, "[one.vm.action] The resource is locked.")
+    with pytest.raises(OnedLocked) as info:
+        client.vm_action("resume", 3)
+    assert (info.value.code, info.value.ids, info.value.transient) == (0x8000, (3,), False)
+    # pyone's own answer handling: a bare OneException, the code gone.
+    fake.fail("one.vm.action", 0x8000, "[one.vm.action] The resource is locked.")
+    with pytest.raises(pyone.OneException) as bare:
+        pyone.OneServer(fake.endpoint, session=SESSION).vm.action("resume", 3)
+    assert type(bare.value) is pyone.OneException and "0x8000" not in str(bare.value)
+    assert fake.actions == []
+
+
+def test_a_locked_vm_as_a_real_oned_refuses_it(client: Oned, fake: FakeOned) -> None:
+    """oned 6.10.5 and 7.4.0 refuse an action on a locked VM with AUTHORIZATION, not LOCKED (seen on both)."""
+    fake.fail("one.vm.action", 0x200, "[one.vm.action] User [0] : VM is locked. [3].")
+    with pytest.raises(OnedLocked) as info:
+        client.vm_action("resume", 3)
+    assert (info.value.code, info.value.ids) == (0x200, (3,))
+    fake.fail("one.vm.action", 0x200, "[one.vm.action] User [0] : Not authorized to perform MANAGE VM [3].")
+    with pytest.raises(OnedAuthError):
+        client.vm_action("resume", 3)
+    assert fake.actions == []
+
+
+def test_answers_stay_raw_xml_for_our_parser(client: Oned, fake: FakeOned) -> None:
+    answer = client._server.call("one.vm.info", (3,))
+    assert answer[0] is True and answer[2] == 0 and isinstance(answer[1], str)
+    assert etree.fromstring(answer[1].encode()).findtext("NAME") == "db"
+    refused = client._server.call("one.vm.info", (404,))
+    assert refused[:3] == [False, "[one.vm.info] Error getting virtual machine [404].", 0x400]
+
+
+def test_no_process_wide_socket_timeout(fake: FakeOned) -> None:
+    import pyone
+
+    assert socket.getdefaulttimeout() is None
+    client = Oned(fake.endpoint, SESSION, timeout=0.3)
+    assert client.version() == "6.10.5"
+    fake.transport_faults.append("hang")
+    with pytest.raises(OnedUnreachable, match="no answer within 0.3 s"):
+        client.vm_info(3)
+    assert socket.getdefaulttimeout() is None
+    try:  # what pyone does when given the timeout itself
+        pyone.OneServer(fake.endpoint, session=SESSION, timeout=7)
+        assert socket.getdefaulttimeout() == 7
+    finally:
+        socket.setdefaulttimeout(None)
+
+
+def test_pool_reads_send_the_id_range(client: Oned, fake: FakeOned) -> None:
+    assert [v.id for v in client.vm_pool(id_range=(4, 12))] == [7, 12]
+    assert [v.id for v in client.vm_pool(host_id=1, id_range=(7, 12))] == [12]
+    assert [v.id for v in client.vm_pool(host_id=0, id_range=(3, 7))] == [3, 7]
+    assert [args for m, args in fake.requests if m == "one.vmpool.infoextended"] == \
+        [(-2, 4, 12, -1), (-2, 7, 12, -1), (-2, 3, 7, -1)]
+
+
+@pytest.fixture
+def resetting() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.close()
+
+
+def test_a_reset_after_the_request_is_read_is_sent_once(resetting: RawServer, sleeps: List[float]) -> None:
+    """oned read the resume and the connection died: not one byte more goes out for it."""
+    client = Oned(resetting.endpoint, SESSION, retries=5, sleep=sleeps.append)
+    with pytest.raises(OnedUnreachable) as info:
+        client.vm_action("resume", 7)
+    assert info.value.transient and info.value.ids == (7,)
+    assert "ConnectionResetError" in str(info.value) and "s3cr3t" not in str(info.value)
+    assert len(resetting.requests) == 1 and client.calls == 1 and sleeps == []
+    assert b"one.vm.action" in resetting.requests[0] and b"<int>7</int>" in resetting.requests[0]
+    # Reads are sent again, each time on purpose (counted, with the injected waits).
+    with pytest.raises(OnedUnreachable):
+        Oned(resetting.endpoint, SESSION, retries=2, retry_delay=0.5, sleep=sleeps.append).vm_info(7)
+    assert len(resetting.requests) == 4 and sleeps == [0.5, 1.0]
+
+
+def test_the_stdlib_transport_would_have_sent_it_twice(resetting: RawServer) -> None:
+    """Why the transport matters: xmlrpc.client's own one re-sends after a reset (the test above could fail)."""
+    with pytest.raises((ConnectionError, OSError)):
+        xmlrpc.client.ServerProxy(resetting.endpoint).one.vm.action(SESSION, "resume", 7)
+    assert len(resetting.requests) == 2
+
+
+OK_BODY = xmlrpc.client.dumps(([True, "7.4.0", 0],), methodresponse=True).encode()
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(OK_BODY) + OK_BODY,
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n" + OK_BODY,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"%x\r\n" % 10 + OK_BODY[:10] + b"\r\n" + b"%x\r\n" % (len(OK_BODY) - 10) + OK_BODY[10:]
+    + b"\r\n0\r\n\r\n",
+], ids=["content-length", "http-1.0", "chunked"])
+def test_every_http_framing_is_read(raw: bytes) -> None:
+    server = RawServer(raw)
+    try:
+        assert Oned(server.endpoint, SESSION, timeout=5).version() == "7.4.0"
+        (request,) = server.requests
+        assert request.startswith(b"POST /RPC2 HTTP/1.1\r\n") and b"one.system.version" in request
+        assert b"connection: close" in request.lower()
+    finally:
+        server.close()
+
+
+def test_https_is_checked_against_the_system_cas(tmp_path: Path) -> None:
+    """A self-signed oned certificate is refused: requests does verify, and not with certifi's list alone."""
+    import ssl
+
+    from one_hooks.oned import rpc
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                           "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                          capture_output=True, timeout=60)
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a test certificate: {made.stderr[-200:]!r}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    server = _Server(("127.0.0.1", 0), requestHandler=_Handler, logRequests=False)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/RPC2"
+        with pytest.raises(OnedUnreachable, match="SSLCertVerificationError") as info:
+            Oned(url, SESSION, timeout=5).version()
+        assert "s3cr3t" not in str(info.value)
+        assert rpc.system_ca() is True or Path(str(rpc.system_ca())).exists()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- against the simulated oned (one_hooks.sim, fixture ``sim`` from tests/plugin_sim.py) ----

@@ -22,7 +22,7 @@ import pytest
 from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.errors import (
-    ConfigError, OnedActionRefused, OnedApiError, OnedLocked, OnedNotFound, OnedUnreachable,
+    ConfigError, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.node.iscsi import Status, Verdict
 from one_hooks.recovery import claims
@@ -34,11 +34,10 @@ from one_hooks.recovery.engine import Engine, Timing
 from one_hooks.recovery.report import Outcome
 from one_hooks.sim import xmlout
 from one_hooks.sim.cloud import Cloud
-from one_hooks.sim.faults import ACTION, LOCKED, NO_EXISTS, Refused
+from one_hooks.oned.client import error_class
+from one_hooks.sim.faults import NO_EXISTS, Refused
 from one_hooks.sim.lcm import OnedTiming
 from one_hooks.sim.timeline import Timeline
-
-_ERRORS = {NO_EXISTS: OnedNotFound, ACTION: OnedActionRefused, LOCKED: OnedLocked}
 
 
 class CloudDoor:
@@ -69,7 +68,7 @@ class CloudDoor:
             with self.cloud.lock:
                 return work()
         except Refused as exc:
-            raise _ERRORS.get(exc.code, OnedApiError)(exc.message, method, exc.code) from None
+            raise error_class(exc.code, exc.message)(exc.message, method, exc.code) from None
 
     def host_info(self, host_id: int) -> Host:
         c = self.cloud

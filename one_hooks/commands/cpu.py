@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, config: Config, oned_factory: Optional[Callabl
 
 
 def _oned(config: Config) -> object:
-    from ..oned.client import Oned  # pyone-free, but only this path needs it
+    from ..oned.client import Oned  # loads pyone: only the scopes that ask oned pay for it
     return Oned.from_config(config.oned)
 
 

@@ -26,11 +26,12 @@ first argument. Output: one line per decision on stdout (oned keeps it for
 ``onehook show``) and in the log. Exit 0 done or nothing to do, 1 something
 could not be recovered (``onehook retry`` may help), 2 bad input or config.
 
-This module is on the hook path: it must not import pyone (0.5 s of CPU for
-every VM event); the oned adapter it uses speaks XML-RPC with the stdlib.
-The VM shims reach it only through their first look (:mod:`one_hooks.hooks.triage`),
-which settles most outage events without this module's imports and hands
-the rest here (``one-hooks hook`` in its own process, with the payload it read).
+This module is on the hook path: it loads the oned adapter (and with it pyone,
+about 0.13-0.15 s of CPU) only when it must ask oned, and the engine only when
+there is something to recover. The VM shims reach it only through their first
+look (:mod:`one_hooks.hooks.triage`), which settles most outage events without
+this module's imports (and without pyone) and hands the rest here
+(``one-hooks hook`` in its own process, with the payload it read).
 """
 from __future__ import annotations
 

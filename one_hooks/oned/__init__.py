@@ -2,8 +2,10 @@
 
 Owns ``client`` (:class:`~one_hooks.oned.client.Oned`: every call to oned's API
 outside the VM hooks' first look, oned's errors mapped to
-:mod:`one_hooks.errors`), ``wire`` (XML-RPC with the stdlib), ``xmltree`` (the
-expat element tree), ``xmlparse`` (hook payloads and oned's answers -> ``model``,
+:mod:`one_hooks.errors`), ``rpc`` (the call itself, through pyone: the only
+module of the package that imports pyone or requests), ``wire`` (the first
+look's XML-RPC with the stdlib, and the answer decoder both paths share),
+``xmltree`` (the expat element tree), ``xmlparse`` (hook payloads and oned's answers -> ``model``,
 with a safe lxml parser), ``model`` (hosts, VMs, hooks and their states, parsed
 and frozen), ``payload`` (the hook payload as oned sends it), ``authfile`` (the
 credentials) and ``template`` (OpenNebula's template syntax, read and edited

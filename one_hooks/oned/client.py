@@ -1,10 +1,11 @@
-"""The only door to oned: its XML-RPC API, with errors mapped to ours.
+"""The only door to oned outside the VM hooks' first look: its XML-RPC API, with errors mapped to ours.
 
-This speaks the wire protocol pyone speaks, through the small :mod:`wire`
-module (not pyone, not ``xmlrpc.client``), because a hook process runs once
-per VM event and ``import pyone`` costs 0.2-0.5 s of CPU, ``xmlrpc.client``
-with ``http.client`` about 20 ms. Answers are parsed by :mod:`xmlparse` into
-:mod:`model` objects.
+Calls go through pyone, OpenNebula's own binding, by way of :mod:`one_hooks.oned.rpc`
+(which says what of pyone is used and what is not, with the figures); the
+answers' XML is parsed by :mod:`one_hooks.oned.xmlparse` into :mod:`one_hooks.oned.model`
+objects. The VM hooks' first look (:mod:`one_hooks.hooks.triage`) does not come
+here: ``import pyone`` costs about 0.13-0.15 s of CPU per process, and that
+path decides most VM events with one call through :mod:`one_hooks.oned.wire`.
 
 oned answers every call with an array: ``[true, value, 0]`` on success,
 ``[false, message, code, ...]`` on failure. Codes map to the exception tree:
@@ -15,27 +16,30 @@ oned answers every call with an array: ``[true, value, 0]`` on success,
     0x1000 API, 0x4000 ALLOCATE, anything else  -> OnedApiError
     0x2000 INTERNAL                             -> OnedInternalError   (transient)
     0x8000 LOCKED                               -> OnedLocked
+    0x0200 AUTHORIZATION saying "... is locked."  -> OnedLocked (what oned 6.10.5 and
+           7.4.0 answer for an action on a locked VM: "User [0] : VM is locked. [7].")
     refused/reset/dropped connection, HTTP error, timeout -> OnedUnreachable (transient)
+    XML-RPC fault (unknown method, bad parameter types) -> OnedApiError with the fault's code
 
 Read-only calls are retried on transient errors ``retries`` times, the delay
 doubling from ``retry_delay``, through the injected ``sleep``. Calls that
-change something are never retried here: a dropped answer may hide a call
-that succeeded, so the caller re-reads the state and decides.
+change something are never retried here, and nothing underneath re-sends
+them: a dropped answer may hide a call that succeeded, so the caller
+re-reads the state and decides.
 
-One :class:`Oned` may be shared by threads: each thread gets its own
-connection object, and the call counter is guarded by a lock. The session
-string (``user:password``) never appears in a message, repr or log line.
+One :class:`Oned` may be shared by threads: each request has its own
+connection, and the call counter is guarded by a lock. The session string
+(``user:password``) never appears in a message, repr or log line.
 """
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import time
 import urllib.parse
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
-from . import wire, xmlparse
+from . import rpc, wire, xmlparse
 from .authfile import read_auth
 from ..config import OnedSection
 from ..errors import (
@@ -89,13 +93,11 @@ class Oned:
         self.retries = max(0, int(retries))
         self.retry_delay = retry_delay
         self._sleep = sleep
-        self._scheme = parsed.scheme
-        self._host = parsed.hostname
         try:
-            self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            parsed.port
         except ValueError:
             raise ConfigError(f"endpoint has a bad port: {_safe_url(endpoint)!r}", key="oned") from None
-        self._path = parsed.path or "/"
+        self._server = rpc.Server(endpoint, session, timeout)
         self._lock = threading.Lock()
         self._calls = 0
         # Parts of the secret to scrub from any text oned (or a proxy) sends back.
@@ -120,13 +122,11 @@ class Oned:
     # --- plumbing ---------------------------------------------------------------
 
     def _once(self, method: str, args: Sequence[Any], ids: Sequence[int]) -> Any:
-        """One request on its own connection; oned's answer unwrapped, or the matching OnedError."""
+        """One request (pyone, on its own connection); oned's answer unwrapped, or the matching OnedError."""
         with self._lock:
             self._calls += 1
-        body = wire.encode_call(method, (self._session, *args))
         try:
-            answer = wire.decode_response(
-                wire.post(self._scheme, self._host, self._port, self._path, body, self.timeout))
+            answer = self._server.call(method, args)
         except wire.Fault as exc:
             # xmlrpc-c answers unknown methods and bad parameter types with a fault.
             raise OnedApiError(self._clean(f"XML-RPC fault {exc.code}: {exc.text}"),
@@ -134,17 +134,13 @@ class Oned:
         except wire.HttpError as exc:
             raise OnedUnreachable(f"HTTP {exc.status} {self._clean(exc.reason)}",
                                   method, None, ids) from None
-        except wire.Dropped as exc:
-            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({exc})",
+        except rpc.TimedOut as exc:
+            raise OnedUnreachable(str(exc), method, None, ids) from None
+        except rpc.Unreachable as exc:
+            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({self._clean(str(exc))})",
                                   method, None, ids) from None
         except wire.ProtocolError as exc:
             raise OnedApiError(f"unreadable answer ({exc})", method, None, ids) from None
-        except (TimeoutError, socket.timeout):  # the same class from Python 3.10 on
-            raise OnedUnreachable(f"no answer within {self.timeout:g} s", method, None, ids) from None
-        except OSError as exc:
-            reason = type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
-            raise OnedUnreachable(f"cannot talk to {_safe_url(self.endpoint)} ({reason})",
-                                  method, None, ids) from None
         return self._unwrap(method, answer, ids)
 
     def _unwrap(self, method: str, answer: Any, ids: Sequence[int]) -> Any:
@@ -153,8 +149,7 @@ class Oned:
         if answer[0]:
             return answer[1]
         code = answer[2] if len(answer) > 2 and isinstance(answer[2], int) else None
-        cls = _ERRORS.get(code, OnedApiError) if code is not None else OnedApiError
-        raise cls(self._clean(str(answer[1])), method, code, ids)
+        raise error_class(code, str(answer[1]))(self._clean(str(answer[1])), method, code, ids)
 
     def _clean(self, text: str) -> str:
         """One line, without the session secret, whatever the server echoed."""
@@ -325,6 +320,18 @@ class Oned:
         """``one.host.update`` / ``one.cluster.update``: replace (or merge with ``append``). Not retried."""
         _, update, _ = _template_kind(kind)
         self._write(update, int(obj_id), text, 1 if append else 0, ids=(obj_id,))
+
+
+def error_class(code: Optional[int], message: str) -> Type[OnedError]:
+    """The exception for oned's failure answer ``[false, message, code]``.
+
+    A locked object is refused with LOCKED (0x8000) by the code's name, but a
+    real oned (6.10.5, 7.4.0) refuses an action on a locked VM with
+    AUTHORIZATION and "VM is locked.": both are :class:`OnedLocked`.
+    """
+    if code == AUTHORIZATION and " is locked." in message:
+        return OnedLocked
+    return _ERRORS.get(code, OnedApiError) if code is not None else OnedApiError
 
 
 def _template_kind(kind: str) -> Tuple[str, str, str]:

@@ -1,22 +1,30 @@
-"""XML-RPC on the wire, small enough for the hook path.
+"""XML-RPC with the stdlib alone, for the VM hooks' first look; and the answer decoder both paths share.
 
 A hook process runs once per VM event, so its start-up cost is paid thousands
-of times in a storm. ``xmlrpc.client`` pulls in ``http.client``, ``email``
-and ``ssl`` (about 20 ms of CPU here); this module needs only ``socket`` and
-:mod:`one_hooks.oned.xmltree` (the C expat parser: not lxml, ``xml.etree``,
-``xml.dom`` or ``xml.sax``, and not even ``typing``), so a hook's first look
-can use it without loading lxml. It does the little oned needs:
+of times in a storm. Everything else reaches oned through pyone
+(:mod:`one_hooks.oned.rpc`), but ``import pyone`` costs about 0.13-0.15 s of
+CPU (requests, the generated bindings) and ``xmlrpc.client`` pulls in
+``http.client``, ``email`` and ``ssl`` (about 20 ms); the first look
+(:mod:`one_hooks.hooks.triage`) settles most VM events with one
+``one.host.info`` in 22-36 ms of CPU in all. This module needs only
+``socket`` and :mod:`one_hooks.oned.xmltree` (the C expat parser: not lxml,
+``xml.etree``, ``xml.dom`` or ``xml.sax``, and not even ``typing``). That is
+why it stays beside pyone. It does the little the first look needs:
 
 * a request is ``POST <path>`` with a ``<methodCall>`` whose parameters are
-  strings, integers and booleans;
+  strings, integers and booleans, on a connection of its own, sent once;
+* the answer is read by its ``Content-Length`` (oned always sends one: seen
+  on 6.10.5 and 7.4.0); any other framing is a :class:`ProtocolError`, and
+  the first look hands the event to the full hook, whose requests-based
+  transport reads every framing (chunked and read-to-close went with the
+  stdlib adapter pyone replaced);
 * the answer is one ``<methodResponse>`` holding ``<params>`` (oned's
   ``[success, value, code]`` array) or a ``<fault>`` (xmlrpc-c's own errors:
   unknown method, wrong parameter types).
 
-Each call opens its own connection and is sent exactly once: a dropped answer
-is reported, never silently re-sent (a re-sent ``one.vm.action`` could act
-twice). ``https`` endpoints load :mod:`ssl` only when used.
-
+:func:`decode_response` also reads the answers pyone's transport receives
+(:mod:`one_hooks.oned.rpc`): it is 5x cheaper than ``xmlrpc.client``'s
+unmarshaller on pool answers, keeps a fault's code, and refuses what follows.
 Answers are parsed by :func:`one_hooks.oned.xmltree.parse` with every DTD refused:
 a ``<!DOCTYPE`` (and so any entity declaration) is a :class:`ProtocolError`,
 and no external entity is ever resolved. Character data is gathered in pieces
@@ -35,7 +43,7 @@ if TYPE_CHECKING:
 
 
 class WireError(Exception):
-    """Base of what can go wrong on the wire (the adapter maps these)."""
+    """Base of what can go wrong on the wire (the first look: "unsure"; the adapter maps these)."""
 
 
 class Fault(WireError):
@@ -164,7 +172,7 @@ def split_endpoint(url: str) -> "tuple[str, str, int, str] | None":
 
     None for anything else (user info, a query, an IPv6 literal, a bad port):
     callers that get None leave the endpoint to the full adapter
-    (:class:`one_hooks.oned.client.Oned`), which parses every form and says what is wrong.
+    (:class:`one_hooks.oned.client.Oned`), which reads every form and says what is wrong.
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https"):
@@ -182,7 +190,8 @@ def split_endpoint(url: str) -> "tuple[str, str, int, str] | None":
 def post(scheme: str, host: str, port: int, path: str, body: bytes, timeout: float) -> bytes:
     """Send one HTTP/1.1 POST on a fresh connection; the 200 answer's body.
 
-    OSError (refused, reset, timeout) propagates for the adapter to map.
+    OSError (refused, reset, timeout) propagates: the first look treats it,
+    like any :class:`WireError`, as "unsure".
     """
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
@@ -209,32 +218,21 @@ def _read_answer(sock: socket.socket) -> bytes:
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     status, reason, headers = _parse_head(head)
-    length = headers.get("content-length")
-    chunks: list[bytes] = [rest]
-    received = len(rest)
-    if length is not None:
-        if not length.isdigit():
-            raise ProtocolError("bad Content-Length")
-        wanted = int(length)
-        while received < wanted:
-            chunk = sock.recv(min(1 << 20, wanted - received))
-            if not chunk:
-                raise Dropped(f"connection closed after {received} of {wanted} bytes")
-            chunks.append(chunk)
-            received += len(chunk)
-        body = b"".join(chunks)[:wanted]
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        body = _dechunk(sock, b"".join(chunks))
-    else:  # HTTP/1.0 style: the body runs to the end of the connection
-        while True:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        body = b"".join(chunks)
     if status != 200:
         raise HttpError(status, reason)
-    return body
+    length = headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise ProtocolError("answer without a Content-Length")
+    wanted = int(length)
+    chunks: list[bytes] = [rest]
+    received = len(rest)
+    while received < wanted:
+        chunk = sock.recv(min(1 << 20, wanted - received))
+        if not chunk:
+            raise Dropped(f"connection closed after {received} of {wanted} bytes")
+        chunks.append(chunk)
+        received += len(chunk)
+    return b"".join(chunks)[:wanted]
 
 
 def _parse_head(head: bytes) -> tuple[int, str, dict]:
@@ -248,28 +246,3 @@ def _parse_head(head: bytes) -> tuple[int, str, dict]:
         if sep:
             headers[name.strip().lower()] = value.strip()
     return int(fields[1]), fields[2] if len(fields) > 2 else "", headers
-
-
-def _dechunk(sock: socket.socket, data: bytes) -> bytes:
-    out: list[bytes] = []
-    while True:
-        while b"\r\n" not in data:
-            data += _recv_or_drop(sock)
-        size_line, _, data = data.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";")[0], 16)
-        except ValueError:
-            raise ProtocolError("bad chunk size") from None
-        if size == 0:
-            return b"".join(out)
-        while len(data) < size + 2:
-            data += _recv_or_drop(sock)
-        out.append(data[:size])
-        data = data[size + 2:]
-
-
-def _recv_or_drop(sock: socket.socket) -> bytes:
-    chunk = sock.recv(65536)
-    if not chunk:
-        raise Dropped("connection closed inside a chunked answer")
-    return chunk

@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Set, Tuple
 
 from ..oned.model import HistoryAction, HostState, LcmState, VmState
-from .faults import ACTION, LOCKED, XML_RPC_API, Refused
+from .faults import ACTION, AUTHORIZATION, XML_RPC_API, Refused
 from .objects import SimHistory, SimVm, log_time, set_attr
 
 if TYPE_CHECKING:  # annotations only
@@ -35,9 +35,12 @@ MANAGE_BLOCKING_LOCKS = {1, 2, 4}
 
 
 def refuse_if_locked(vm: SimVm, method: str) -> None:
-    """oned's refusal of a MANAGE operation (resume, poweroff, migrate...) on a locked VM."""
+    """oned's refusal of a MANAGE operation (resume, poweroff, migrate...) on a locked VM.
+
+    As oned 6.10.5 and 7.4.0 answer it (seen on both): AUTHORIZATION, not LOCKED.
+    """
     if vm.lock in MANAGE_BLOCKING_LOCKS:
-        raise Refused(LOCKED, f"[{method}] User [0] : Not authorized to perform MANAGE VM [{vm.id}], it is locked.")
+        raise Refused(AUTHORIZATION, f"[{method}] User [0] : VM is locked. [{vm.id}].")
 
 
 class VmActions:

@@ -167,10 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
         except xmlrpc.client.Fault as error:
             data = xmlrpc.client.dumps(error, methodresponse=True)
         payload = data.encode()
+        # As oned's xmlrpc-c (Abyss 1.33) answers, keep-alive asked or not: one request per connection.
+        self.close_connection = True
         try:
             self.send_response(200)
             self.send_header("Content-Type", "text/xml")
             self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
