@@ -109,3 +109,31 @@ def test_rerun_upgrades_in_place(venv: Path) -> None:
     assert "creating virtualenv" not in result.stdout
     assert result.returncode == 2 and "unrecognized arguments: --version-not-an-option" in result.stderr
     assert (venv / "bin" / "python").resolve() == before
+
+
+def our_warnings(output: str) -> list:
+    """Lines of a pip run that warn about this package (pip's notes about the index are not ours)."""
+    return [line for line in output.splitlines()
+            if "warning" in line.lower() and ("one_hooks" in line or "one-hooks" in line)]
+
+
+def test_pip_install_prints_no_warning_of_ours(tmp_path: Path) -> None:
+    """``pip install .`` and ``pip install -e .`` (what dev-setup.sh runs): setuptools has nothing to warn about.
+
+    The throw-away virtualenv sees this one's libraries (no download but pip's
+    own upgrade): its pip is upgraded first, as dev-setup.sh does, because only
+    recent pips show the build backend's warnings at all.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   capture_output=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    upgrade = subprocess.run(pip + ["install", "-q", "--upgrade", "pip"], capture_output=True, text=True,
+                             timeout=300, cwd=str(tmp_path))
+    if upgrade.returncode != 0:
+        pytest.skip("pip cannot be upgraded from the package index here: " + upgrade.stderr.strip()[-300:])
+    for editable in ([], ["-e"]):
+        result = subprocess.run(pip + ["install", "--no-deps", *editable, str(REPO)], capture_output=True,
+                                text=True, timeout=300, cwd=str(tmp_path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert our_warnings(result.stdout + result.stderr) == [], editable
