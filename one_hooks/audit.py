@@ -69,6 +69,13 @@ class Reporter:
             print(text, file=self.out, flush=True)
         self.logger.log(level, text)
 
+    def show(self, lines: "list[str]") -> None:
+        """Print detail lines (a dry run's diff) to ``out`` only: they are no decision to log."""
+        if self.echo:
+            for text in lines:
+                print(one_line(text), file=self.out)
+            self.out.flush()
+
     def warning(self, text: str) -> None:
         """Record a decision that needs an operator's attention."""
         self.line(text, logging.WARNING)

@@ -376,12 +376,31 @@ def test_dry_run_changes_nothing(site: Site) -> None:
         assert line in result.out
     for name in ht.NAMES:
         assert f"would register hook {name}: not registered" in result.out
+    # each file it would write is shown as the diff it would make, under its installed path
+    lines = result.out.splitlines()
+    shim = f"/{REMOTES}/hooks/one-hooks/vm-unknown"
+    assert lines[lines.index(f"+++ {shim}") - 1] == "--- /dev/null"
+    assert f"+PYTHON={sys.executable}" in lines
+    assert "+++ /etc/one/one-hooks.conf" in lines and "+[recovery]" in lines
+    assert f"+++ /{REMOTES}/vmm/kvm/one-hooks-qemu" in lines
+    assert "+++ /var/lib/one/one-hooks/install-manifest.json" in lines
+    assert not any(str(site.root) in line for line in lines), "paths as the installed system sees them"
     # installed, then a dry-run uninstall: nothing moves either
     assert site.run().code == 0
     tree, hooks = site.tree(), site.hooks()
     result = site.run("--uninstall", "--dry-run")
     assert result.code == 0 and "would delete" in result.out and "would remove" in result.out
     assert site.tree() == tree and site.hooks() == hooks
+    # a changed file: only the lines that change
+    conf = site.root / "etc" / "one" / "one-hooks.conf"
+    conf.write_text(conf.read_text().replace("# max_parallel = 8", "max_parallel = 4"))
+    shim = site.remotes / "hooks/one-hooks/vm-unknown"
+    shim.write_bytes(shim.read_bytes().replace(b"exec ", b"exec  "))
+    result = site.run("--dry-run")
+    lines = result.out.splitlines()
+    assert result.code == 0 and f"would update /{REMOTES}/hooks/one-hooks/vm-unknown (mode 0755)" in lines
+    changed = [line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert len(changed) == 2 and changed[0].startswith("-exec  ") and changed[1].startswith("+exec ")
 
 
 def test_failure_half_way_names_the_step_and_a_rerun_finishes(site: Site) -> None:
@@ -553,6 +572,11 @@ def test_cpu_host_native_and_its_revert(site: Site) -> None:
     original = (DATA / "vmm_exec_kvm-6.8.3.conf").read_bytes()
     conf.write_bytes(original)
     conf.chmod(0o640)
+    dry = site.run("--cpu-host", "--dry-run")
+    assert dry.code == 0 and conf.read_bytes() == original
+    lines = dry.out.splitlines()
+    assert "+++ /etc/one/vmm_exec/vmm_exec_kvm.conf" in lines
+    assert '+CPU_MODEL = [ MODEL = "host-passthrough" ]' in lines
     result = site.run("--cpu-host")
     assert result.code == 0, result.err
     assert conf_patch.state_of(conf.read_text()).native
@@ -561,6 +585,9 @@ def test_cpu_host_native_and_its_revert(site: Site) -> None:
     again = site.run("--cpu-host=native")
     assert again.code == 0 and "already in place" in again.out and "restart oned" not in again.out
     assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
+    dry = site.run("--uninstall", "--dry-run")
+    assert dry.code == 0 and '-CPU_MODEL = [ MODEL = "host-passthrough" ]' in dry.out.splitlines()
+    assert "would revert the CPU switch in /etc/one/vmm_exec/vmm_exec_kvm.conf" in dry.out
     result = site.run("--uninstall")
     assert result.code == 0, result.err
     assert conf.read_bytes() == original

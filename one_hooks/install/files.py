@@ -156,8 +156,8 @@ def install_config(ctx: Context, manifest: Manifest) -> None:
         # readable by the hooks (oneadmin), writable by root only, like oned's own files
         meta = fsio.FileMeta(0o640, 0, owner[1]) if owner else fsio.FileMeta(0o644, os.getuid(), os.getgid())
         ensure_dir(ctx, manifest, os.path.dirname(real), None)
-        ctx.steps.do(f"write the default configuration {real}",
-                     lambda: fsio.atomic_write(layout.fs(real), default, meta))
+        ctx.steps.write(f"write the default configuration {real}",
+                        lambda: fsio.atomic_write(layout.fs(real), default, meta), real, None, default)
     if os.path.exists(layout.fs(real)) and sha256(fsio.read_bytes(layout.fs(real))) == sha256(default) \
             and not manifest.config:
         # ours even if an earlier run stopped before recording it: it is the untouched default
@@ -189,8 +189,9 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
         target = layout.fs(spec.path)
         state = _file_state(target, spec, owner)
         if state:
-            steps.do(f"{state} {spec.path} (mode {spec.mode:04o})",
-                     functools.partial(_write_file, target, spec, uid, gid))
+            before = fsio.read_bytes(target) if os.path.isfile(target) else None
+            steps.write(f"{state} {spec.path} (mode {spec.mode:04o})",
+                        functools.partial(_write_file, target, spec, uid, gid), spec.path, before, spec.data)
             changed.append(spec.path)
         else:
             steps.note(f"{spec.path}: up to date")
