@@ -132,8 +132,12 @@ def test_pip_install_prints_no_warning_of_ours(tmp_path: Path) -> None:
                              timeout=300, cwd=str(tmp_path))
     if upgrade.returncode != 0:
         pytest.skip("pip cannot be upgraded from the package index here: " + upgrade.stderr.strip()[-300:])
+    # A copy of the checkout: pip builds in the source tree, and must not leave build/ in this one.
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     for editable in ([], ["-e"]):
-        result = subprocess.run(pip + ["install", "--no-deps", *editable, str(REPO)], capture_output=True,
+        result = subprocess.run(pip + ["install", "--no-deps", *editable, str(source)], capture_output=True,
                                 text=True, timeout=300, cwd=str(tmp_path))
         assert result.returncode == 0, result.stdout + result.stderr
         assert our_warnings(result.stdout + result.stderr) == [], editable
