@@ -141,6 +141,25 @@ def test_render_shim_replaces_only_the_assignment(tmp_path: Path) -> None:
     assert out.decode().strip() == "python3"
 
 
+@pytest.mark.parametrize("config", ["", "/srv/dir with space/it's.conf"])
+def test_shipped_shims_export_the_configuration_they_carry(tmp_path: Path, config: str) -> None:
+    """The real shims, rendered, run by sh: the interpreter gets $ONE_HOOKS_CONFIG set to the file (or left as is)."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nprintf "%s|%s\\n" "${ONE_HOOKS_CONFIG-unset}" "$*"\n')
+    fake.chmod(0o755)
+    for name in ("host-reconnect", "vm-unknown", "vm-poweroff"):
+        rendered = files.render_shim((Path(files.shipped_remotes()) / "hooks/one-hooks" / name).read_bytes(),
+                                     str(fake), config)
+        assert files.shim_config(rendered) == config and files.shim_python(rendered) == str(fake)
+        shim = tmp_path / name
+        shim.write_bytes(rendered)
+        env = {k: v for k, v in os.environ.items() if k != "ONE_HOOKS_CONFIG"}
+        out = subprocess.run(["sh", str(shim), "PAYLOAD"], capture_output=True, text=True, timeout=10,
+                             env=env, check=True).stdout
+        seen, argv = out.rstrip("\n").split("|")
+        assert seen == (config or "unset") and argv.endswith(f"{name} PAYLOAD")
+
+
 def test_sudo_list_argv() -> None:
     assert install_check.sudo_list_argv(["sudo", "-n", "iscsiadm"], "session") == \
         ["sudo", "-n", "-l", "iscsiadm", "-m", "session"]
@@ -450,6 +469,38 @@ def test_oned_unreachable_is_one_line_after_the_files(site: Site) -> None:
     assert result.code == 1
     assert result.err.count("\n") == 1 and "oned" in result.err
     assert (site.remotes / "hooks" / "one-hooks" / "vm-unknown").exists()
+
+
+def test_shims_carry_the_configuration_the_installer_used(site: Site, tmp_path: Path) -> None:
+    """Installed with --config PATH, the hooks oned runs read PATH (oned's environment names no file)."""
+    from one_hooks.hooks import settings_cache
+
+    conf = tmp_path / "srv" / "one-hooks.conf"
+    conf.parent.mkdir()
+    log = tmp_path / "hooks.log"
+    conf.write_text(f"[log]\nfile = {log}\n[recovery]\nstate_dir = {tmp_path / 'state'}\n")
+    site.sim.runner.env.pop("ONE_HOOKS_CONFIG", None)
+    result = site.run("--config", str(conf))
+    assert result.code == 0, result.err
+    assert "note: hooks read" not in result.out
+    for shim in ("host-reconnect", "vm-unknown", "vm-poweroff"):
+        assert files.shim_config((site.remotes / "hooks/one-hooks" / shim).read_bytes()) == str(conf)
+    host = site.sim.add_host("node-1")
+    vms = [site.sim.add_vm(f"vm-{n}", host) for n in range(2)]
+    site.sim.host_error(host)  # two vm-unknown hooks: the first runs in full, the second may take the first look
+    assert site.sim.settle(60)
+    text = log.read_text()
+    for vm in vms:
+        assert f"VM {vm} (vm-{vm})" in text and "left to host-reconnect" in text
+    snapshot = settings_cache.snapshot_path(str(conf), os.environ)
+    assert os.path.exists(snapshot), "the first look's snapshot is keyed on the file the installer used"
+    # --check sees shims that read another file
+    shim = site.remotes / "hooks/one-hooks/vm-poweroff"
+    shim.write_bytes(files.render_shim((Path(files.shipped_remotes()) / "hooks/one-hooks/vm-poweroff").read_bytes(),
+                                       sys.executable, "/etc/one/other.conf"))
+    check = site.run("--check", "--config", str(conf), "--node-remotes", str(site.remotes))
+    assert check.code == 1
+    assert f"problem: /{REMOTES}/hooks/one-hooks/vm-poweroff: reads /etc/one/other.conf, not {conf}" in check.out
 
 
 # --- --check catches each broken piece --------------------------------------------------

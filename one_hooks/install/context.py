@@ -129,6 +129,8 @@ class Context:
     runner: Any
     python: str
     config_written: bool = False
+    #: the configuration file the shims give the hooks (installed-system path; '' for the default)
+    hooks_config: str = ""
     extra_lines: List[str] = field(default_factory=list)
     #: directories created (or, in a dry run, that would be) by this run
     made_dirs: List[str] = field(default_factory=list)

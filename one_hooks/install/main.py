@@ -41,7 +41,8 @@ from ..audit import Reporter
 from ..cli import run_guarded
 from ..config import Config
 from ..errors import ConfigError, UsageError
-from .context import DEFAULT_NODE_REMOTES, DEFAULT_REMOTES, ONEADMIN, Context, Layout, Steps, oneadmin_ids
+from .context import (DEFAULT_NODE_REMOTES, DEFAULT_REMOTES, ONEADMIN, Context, Layout, Steps, oneadmin_ids,
+                      unroot)
 from .cpu_switch import cpu_switch
 from .files import ensure_dir, install_config, install_files
 from .manifest import Manifest
@@ -185,10 +186,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
                     os.path.abspath(args.node_remotes))
     _log_to(layout.fs(config.log.file), reporter)
     ctx = Context(args, config, layout, reporter, steps, oned_factory or _default_oned,
-                  runner or Runner(), args.python, written)
-    if args.config and os.path.abspath(args.config) != configpath.DEFAULT_PATH and not args.check:
-        ctx.extra_lines.append(f"note: hooks read {configpath.DEFAULT_PATH} (or $ONE_HOOKS_CONFIG in "
-                               f"oned's environment), not {args.config}")
+                  runner or Runner(), args.python, written, hooks_config=hooks_config(args, layout, environ))
     if args.check:
         from .check import check  # the --check code lives in its own module
 
@@ -196,6 +194,18 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
     if args.uninstall:
         return uninstall(ctx)
     return install(ctx)
+
+
+def hooks_config(args: argparse.Namespace, layout: Layout, environ: Optional[Dict[str, str]] = None) -> str:
+    """The configuration file the installed shims give the hooks: the one this run was told to use.
+
+    ``--config``, else ``$ONE_HOOKS_CONFIG``, as the installed system sees it
+    (absolute, without ``--root``); '' when neither is given (the hooks then
+    read the default file, as this run does).
+    """
+    env = os.environ if environ is None else environ
+    chosen = args.config or env.get(configpath.ENV_PATH, "")
+    return unroot(layout, os.path.abspath(chosen)) if chosen else ""
 
 
 def _log_to(path: str, reporter: Reporter) -> None:
