@@ -178,8 +178,11 @@ def test_shipped_remotes_holds_the_shim_dir() -> None:
 
 def test_bad_arguments_exit_2_and_change_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert install.main(["--check", "--uninstall"]) == 2
-    assert install.main(["--root", str(tmp_path / "absent")]) == 2
-    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert install.main(["--root", str(tmp_path / "file" / "root")]) == 2
+    assert f"--root {tmp_path / 'file' / 'root'}: cannot be created: {tmp_path / 'file'} is not a directory" \
+        in capsys.readouterr().err
+    (tmp_path / "file").unlink()
     assert install.main(["--root", str(tmp_path), "--check", "--dry-run"]) == 2
     assert list(tmp_path.iterdir()) == []
 
@@ -462,45 +465,93 @@ def test_interrupted_file_copy_can_be_undone_or_finished(site: Site) -> None:
     assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
 
 
-def test_oned_unreachable_is_one_line_after_the_files(site: Site) -> None:
-    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+def test_oned_unreachable_writes_nothing(site: Site) -> None:
+    """Preflight: everything that can fail is asked before the first write; a half install is never left."""
     write_conf(site, extra="[oned]\nretries = 0\n")  # no retry waits in a unit test
+    tree = site.tree()
+    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
     result = site.run()
     assert result.code == 1
-    assert result.err.count("\n") == 1 and "oned" in result.err
-    assert (site.remotes / "hooks" / "one-hooks" / "vm-unknown").exists()
+    assert "problem: oned at http://127.0.0.1:9/RPC2 cannot be reached: " in result.out
+    assert result.err == "one-hooks-install: error: preflight: 1 problem(s) found before any change; " \
+                         "nothing was written\n"
+    assert site.tree() == tree
 
 
-def test_shims_carry_the_configuration_the_installer_used(site: Site, tmp_path: Path) -> None:
-    """Installed with --config PATH, the hooks oned runs read PATH (oned's environment names no file)."""
-    from one_hooks.hooks import settings_cache
+def test_preflight_names_every_problem_at_once(site: Site, tmp_path: Path) -> None:
+    write_conf(site, extra="[recovery]\nstate_dir = /var/lib/obstacle/state\n")
+    (site.root / "var/lib/obstacle").write_text("a file where a directory must go\n")
+    (site.root / "srv").write_text("another file\n")
+    site.env["ONE_AUTH"] = str(tmp_path / "wrong_auth")
+    (tmp_path / "wrong_auth").write_text("oneadmin:wrong-password\n")
+    tree, hooks = site.tree(), site.hooks()
+    result = site.run("--remotes", "/srv/remotes")
+    assert result.code == 1, result.out + result.err
+    problems = [line for line in result.out.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 3, problems
+    assert any("refused the credentials" in p for p in problems)
+    assert any(p.startswith("problem: /srv/remotes: cannot be created: /srv is not a directory") for p in problems)
+    assert "problem: /var/lib/obstacle/state: cannot be created: /var/lib/obstacle is not a directory " \
+           "([recovery] state_dir)" in problems
+    assert "preflight: 3 problem(s)" in result.err
+    assert site.tree() == tree and site.hooks() == hooks
 
-    conf = tmp_path / "srv" / "one-hooks.conf"
-    conf.parent.mkdir()
-    log = tmp_path / "hooks.log"
-    conf.write_text(f"[log]\nfile = {log}\n[recovery]\nstate_dir = {tmp_path / 'state'}\n")
-    site.sim.runner.env.pop("ONE_HOOKS_CONFIG", None)
-    result = site.run("--config", str(conf))
-    assert result.code == 0, result.err
-    assert "note: hooks read" not in result.out
-    for shim in ("host-reconnect", "vm-unknown", "vm-poweroff"):
-        assert files.shim_config((site.remotes / "hooks/one-hooks" / shim).read_bytes()) == str(conf)
-    host = site.sim.add_host("node-1")
-    vms = [site.sim.add_vm(f"vm-{n}", host) for n in range(2)]
-    site.sim.host_error(host)  # two vm-unknown hooks: the first runs in full, the second may take the first look
-    assert site.sim.settle(60)
-    text = log.read_text()
-    for vm in vms:
-        assert f"VM {vm} (vm-{vm})" in text and "left to host-reconnect" in text
-    snapshot = settings_cache.snapshot_path(str(conf), os.environ)
-    assert os.path.exists(snapshot), "the first look's snapshot is keyed on the file the installer used"
-    # --check sees shims that read another file
-    shim = site.remotes / "hooks/one-hooks/vm-poweroff"
-    shim.write_bytes(files.render_shim((Path(files.shipped_remotes()) / "hooks/one-hooks/vm-poweroff").read_bytes(),
-                                       sys.executable, "/etc/one/other.conf"))
-    check = site.run("--check", "--config", str(conf), "--node-remotes", str(site.remotes))
-    assert check.code == 1
-    assert f"problem: /{REMOTES}/hooks/one-hooks/vm-poweroff: reads /etc/one/other.conf, not {conf}" in check.out
+
+def test_a_missing_root_is_created(site: Site, tmp_path: Path) -> None:
+    root = tmp_path / "new" / "root"
+    dry = site.run("--root", str(root), "--dry-run")
+    assert dry.code == 0, dry.out + dry.err
+    assert f"would create the --root directory {root}" in dry.out and not (tmp_path / "new").exists()
+    assert not any(str(root) in line for line in dry.out.splitlines() if "--root" not in line)
+    result = site.run("--root", str(root))
+    assert result.code == 0, result.out + result.err
+    assert (root / REMOTES / "hooks/one-hooks/vm-unknown").is_file()
+
+
+def test_preflight_refuses_an_oned_too_old(site: Site) -> None:
+    site.sim.sim.version = "5.12.0"
+    tree = site.tree()
+    result = site.run()
+    assert result.code == 1
+    assert "problem: oned 5.12.0 at" in result.out and "one-hooks needs OpenNebula 6.x or 7.x" in result.out
+    assert site.tree() == tree and site.ours() == {}
+
+
+def test_uninstall_with_oned_down_removes_what_is_local_and_names_the_hooks_left(site: Site) -> None:
+    write_conf(site, extra="[oned]\nretries = 0\n")
+    conf = site.root / "etc/one/one-hooks.conf"
+    before = {k: v for k, v in site.tree().items() if not k.startswith("etc")}
+    assert site.run().code == 0
+    ids = {name: hook.id for name, hook in site.ours().items()}
+    endpoint = site.env["ONE_XMLRPC"]
+    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+    result = site.run("--uninstall")
+    assert result.code == 1, result.out + result.err
+    assert not (site.remotes / "hooks/one-hooks/vm-unknown").exists()
+    for name, hook_id in ids.items():
+        assert f"left to do: hook {name} (ID {hook_id}) is still registered: run 'onehook delete {hook_id}' " \
+               "as oneadmin" in result.out
+    assert "or re-run 'one-hooks-install --uninstall' once oned answers" in result.out
+    assert "oned at http://127.0.0.1:9/RPC2 cannot be reached" in result.err
+    assert set(site.ours()) == set(ht.NAMES), "the hooks are still in oned"
+    # oned is back: the re-run removes the hooks and the manifest that remembered them
+    site.env["ONE_XMLRPC"] = endpoint
+    again = site.run("--uninstall")
+    assert again.code == 0, again.out + again.err
+    assert site.ours() == {}
+    assert {k: v for k, v in site.tree().items() if not k.startswith("etc")} == before
+    assert conf.exists()
+
+
+def test_uninstall_with_credentials_refused_removes_nothing(site: Site, tmp_path: Path) -> None:
+    assert site.run().code == 0
+    tree = site.tree()
+    site.env["ONE_AUTH"] = str(tmp_path / "wrong_auth")
+    (tmp_path / "wrong_auth").write_text("oneadmin:wrong-password\n")
+    result = site.run("--uninstall")
+    assert result.code == 1
+    assert "refused the credentials" in result.err and "nothing was removed" in result.err
+    assert site.tree() == tree and set(site.ours()) == set(ht.NAMES)
 
 
 # --- --check catches each broken piece --------------------------------------------------
