@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import __version__
 from .errors import EXIT_USAGE, OneHooksError
 
+CONFIG_HELP = "configuration file to read (before or after the subcommand)"
+
 #: subcommand -> (module, one-line help). Order is the order of ``--help``.
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "simulate": ("one_hooks.sim.demo", "run a simulated cloud through a power outage and let the hooks heal it"),
@@ -45,7 +47,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="PATH", help="configuration file to read")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    parser.add_argument("--dry-run", dest="global_dry_run", action="store_true",
+                        help="the subcommand's --dry-run (recover, cpu enable, cpu disable), given first")
     parser.add_argument("--version", action="version", version=f"one-hooks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
@@ -53,7 +57,22 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         if only == name:
             importlib.import_module(module_name).add_arguments(sub_parser)
+        _take_global_options(sub_parser)
     return parser
+
+
+def _take_global_options(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser`` and the subcommands under it take ``--config`` too (after the subcommand's name).
+
+    Its default is SUPPRESS, so that a ``--config`` given before the
+    subcommand is kept when none follows it.
+    """
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    for action in parser._actions:  # argparse keeps its subparsers only here
+        choices = action.choices if isinstance(action.choices, dict) else {}
+        for nested in choices.values():
+            if isinstance(nested, argparse.ArgumentParser):
+                _take_global_options(nested)
 
 
 def _command_in(argv: Sequence[str]) -> Optional[str]:
@@ -90,6 +109,12 @@ def main(argv: Optional[Sequence[str]] = None, preset: Optional[Dict[str, Any]] 
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    if args.global_dry_run:
+        if not hasattr(args, "dry_run"):
+            where = " ".join([args.command] + [str(getattr(args, f"{args.command}_command", "") or "")]).strip()
+            print(f"one-hooks: error: --dry-run: 'one-hooks {where}' has no dry run", file=sys.stderr)
+            return EXIT_USAGE
+        args.dry_run = True
     return run_guarded(lambda: _dispatch(args), "one-hooks")
 
 

@@ -64,3 +64,29 @@ def test_top_level_help_imports_no_subcommand_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "loaded:\n" in out.stderr
+
+
+def test_global_options_go_before_or_after_the_subcommand(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    conf = tmp_path / "one-hooks.conf"
+    conf.write_text("[log]\nfile = -\n")
+    for argv in (["--config", str(conf), "config", "--check"], ["config", "--check", "--config", str(conf)],
+                 ["config", f"--config={conf}"]):
+        assert main(argv) == 0, argv
+        assert capsys.readouterr().out == f"configuration OK: {conf}\n"
+    # nested subcommands take them too, and --dry-run given first reaches the action that has one
+    driver = tmp_path / "vmm_exec_kvm.conf"
+    driver.write_text('EMULATOR = "/usr/bin/qemu-kvm-one"\n')
+    conf.write_text(f"[log]\nfile = -\n[cpu]\nconf = {driver}\n")
+    for argv in (["cpu", "enable", "--mode", "native", "--config", str(conf), "--dry-run"],
+                 ["--dry-run", "cpu", "enable", "--mode", "native", "--config", str(conf)],
+                 ["--config", str(conf), "--dry-run", "cpu", "enable", "--mode", "native"]):
+        assert main(argv) == 0, argv
+        assert '+CPU_MODEL = [ MODEL = "host-passthrough" ]' in capsys.readouterr().out.splitlines()
+        assert driver.read_text() == 'EMULATOR = "/usr/bin/qemu-kvm-one"\n'
+
+
+def test_dry_run_where_it_does_not_apply_is_a_usage_error(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    conf = tmp_path / "one-hooks.conf"
+    conf.write_text("[log]\nfile = -\n")
+    assert main(["--dry-run", "--config", str(conf), "config", "--check"]) == 2
+    assert capsys.readouterr().err == "one-hooks: error: --dry-run: 'one-hooks config' has no dry run\n"
