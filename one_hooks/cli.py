@@ -136,7 +136,9 @@ def run_guarded(body: Callable[[], int], program: str) -> int:
     try:
         return body()
     except OneHooksError as exc:
-        print(f"{program}: error: {exc}", file=sys.stderr)
+        # One line per problem (a configuration file may hold several, ConfigError.joined).
+        for line in str(exc).splitlines() or [""]:
+            print(f"{program}: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)

@@ -79,9 +79,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raw = args.payload if args.payload is not None else read_payload(args.template)
         return handle(args.event, decode_payload(raw), config, out, spawn=_spawner(config))
     except OneHooksError as exc:
-        # One line, on stdout like every other decision (oned keeps stdout for
-        # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
-        out.error(f"{args.event}: {exc}")
+        # One line (per problem of a bad configuration file), on stdout like every other
+        # decision (oned keeps stdout for onehook show) and in the log; exit 2 for bad
+        # input, 1 otherwise.
+        for line in str(exc).splitlines() or [""]:
+            out.error(f"{args.event}: {line}")
         return exc.exit_code
 
 

@@ -47,9 +47,9 @@ def check(ctx: Context, config_problem: str = "") -> int:
     """Verify an installation; exit 1 naming every problem, 0 if there is none."""
     found = Findings(ctx.reporter)
     layout = ctx.layout
-    if config_problem:
-        found.problem(f"configuration: {config_problem}")
-    else:
+    for line in config_problem.splitlines():
+        found.problem(f"configuration: {line}")
+    if not config_problem:
         found.ok(f"configuration {unroot(layout, ctx.config.path) or '(defaults)'} is valid")
     manifest = Manifest.read(layout.fs(layout.manifest))
     if manifest is None:
