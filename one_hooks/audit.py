@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 from .config import LogSection
 from .logline import DATE_FORMAT, log_format, one_line
@@ -49,6 +49,17 @@ def setup(section: LogSection, program: str) -> logging.Logger:
     if problem:
         logger.warning(problem)
     return logger
+
+
+def stderr_notice(program: str) -> Callable[[str], None]:
+    """What a command says on stderr while it waits (e.g. oned's ``on_retry``): ``PROGRAM: text``.
+
+    Not a decision, so not logged: it tells a person at the terminal that the
+    command is alive and what it waits for.
+    """
+    def notice(text: str) -> None:
+        print(f"{program}: {one_line(text)}", file=sys.stderr, flush=True)
+    return notice
 
 
 class Reporter:

@@ -90,3 +90,20 @@ def test_dry_run_where_it_does_not_apply_is_a_usage_error(tmp_path, capsys: pyte
     conf.write_text("[log]\nfile = -\n")
     assert main(["--dry-run", "--config", str(conf), "config", "--check"]) == 2
     assert capsys.readouterr().err == "one-hooks: error: --dry-run: 'one-hooks config' has no dry run\n"
+
+
+def test_waiting_on_an_unreachable_oned_says_what_is_retried_and_when(tmp_path) -> None:
+    """recover, cpu verify and the installer used to wait on a dead oned without a word."""
+    conf = tmp_path / "one-hooks.conf"
+    conf.write_text(f"[oned]\nendpoint = http://127.0.0.1:9/RPC2\nauth_file = {tmp_path / 'auth'}\n"
+                    f"retries = 2\nretry_delay = 0.1\n[log]\nfile = -\n[recovery]\nstate_dir = {tmp_path / 's'}\n")
+    (tmp_path / "auth").write_text("oneadmin:x\n")
+    for argv in (["-m", "one_hooks", "recover"], ["-m", "one_hooks", "cpu", "verify"],
+                 ["-m", "one_hooks.install", "--root", str(tmp_path / "root")]):
+        out = subprocess.run([sys.executable, *argv, "--config", str(conf)], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 1, (argv, out.stdout, out.stderr)
+        notices = [line for line in out.stderr.splitlines() if "retry" in line]
+        assert len(notices) == 2, (argv, out.stderr)
+        assert "oned at http://127.0.0.1:9/RPC2: one." in notices[0]
+        assert notices[0].endswith("retry 1 of 2 in 0.1 s") and notices[1].endswith("retry 2 of 2 in 0.2 s")

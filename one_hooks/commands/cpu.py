@@ -88,8 +88,9 @@ def run(args: argparse.Namespace, config: Config, oned_factory: Optional[Callabl
 
 
 def _oned(config: Config) -> object:
+    from ..audit import stderr_notice
     from ..oned.client import Oned  # pyone-free, but only this path needs it
-    return Oned.from_config(config.oned)
+    return Oned.from_config(config.oned, on_retry=stderr_notice("one-hooks"))
 
 
 def _value(args: argparse.Namespace) -> object:

@@ -45,6 +45,10 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
         raise UsageError("recover: give --host or --all, not both")
     logger = audit.setup(config.log, "one-hooks-recover")
     out = Reporter(out=sys.stderr if args.json else sys.stdout, logger=logger)
+    if oned is None:
+        from ..oned.client import Oned
+
+        oned = Oned.from_config(config.oned, on_retry=audit.stderr_notice("one-hooks"))
     with build_engine(config, out, oned=oned, gate=gate, who="recover", dry_run=args.dry_run,
                       honour_ledger=False) as engine:
         hosts = _hosts(engine.oned, args.host, out)

@@ -141,9 +141,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_oned(config: Config) -> Any:
+    from ..audit import stderr_notice
     from ..oned.client import Oned
 
-    return Oned.from_config(config.oned)
+    return Oned.from_config(config.oned, on_retry=stderr_notice(PROGRAM))
 
 
 def load_config(args: argparse.Namespace, root: str,
