@@ -80,6 +80,9 @@ class Reporter:
             print(text, file=self.out, flush=True)
         self.logger.log(level, text)
 
+    def progress(self, done: int, total: int, outcome: str) -> None:
+        """One more VM settled (``outcome``), ``done`` of ``total``: shown by reporters that draw a counter."""
+
     def show(self, lines: "list[str]") -> None:
         """Print detail lines (a dry run's diff) to ``out`` only: they are no decision to log."""
         if self.echo:

@@ -230,6 +230,7 @@ class Engine:
             self._to_settle += len(host_plan.to_resume)
         waiting: List[_Pending] = []
         for tier in tiers:
+            self.out.line(f"host {host.name}: tier {tier[0].tier}: resuming {len(tier)} VM(s)")
             tier_start = self.clock()
             # Waiting for another process: real time, whatever clock this run uses.
             with self.ledger.host_lock(host.id, self.timing.lock_timeout):
@@ -487,7 +488,9 @@ class Engine:
         """Record a final outcome and say it."""
         with self._lock:
             self._settled += 1
-            progress = f"[{self._settled}/{max(self._to_settle, self._settled)}] "
+            done, total = self._settled, max(self._to_settle, self._settled)
+            progress = f"[{done}/{total}] "
+        self.out.progress(done, total, outcome.value)
         text = f"{progress}VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
         if outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
             self.out.line(text)
