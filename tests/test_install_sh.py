@@ -56,6 +56,24 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "v").exists()
 
 
+def test_dry_run_creates_no_virtualenv_and_shows_the_installer_steps(tmp_path: Path, sim) -> None:
+    """install.sh --dry-run: no venv, no pip; one-hooks-install's own dry run from this checkout."""
+    venv = tmp_path / "venv"
+    root = tmp_path / "root"
+    env = dict(sim.env(), PYTHONPATH="")
+    env.pop("ONE_HOOKS_CONFIG", None)
+    result = run_sh("--venv", str(venv), "--python", sys.executable, "--dry-run", "--root", str(root),
+                    env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not venv.exists() and not root.exists()
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"install.sh: would create the virtualenv {venv} and install one-hooks from {REPO} " \
+                       "into it (dry run: nothing created)"
+    assert "would install /var/lib/one/remotes/hooks/one-hooks/vm-unknown (mode 0755)" in lines
+    assert f"+PYTHON={venv}/bin/python" in lines, "the shims as the real run would write them"
+    assert sim.calls.get("one.hook.allocate", 0) == 0
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One real install.sh run into a fresh virtualenv (pip from the package index)."""
