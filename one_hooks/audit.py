@@ -15,13 +15,19 @@ from .config import LogSection
 from .logline import DATE_FORMAT, log_format, one_line
 
 LOGGER_NAME = "one_hooks"
+#: log record attribute: the line was printed already (by a Reporter)
+ECHOED = "one_hooks_echoed"
 
 
 def setup(section: LogSection, program: str) -> logging.Logger:
     """Configure the package logger once, from ``[log]``.
 
-    A log file that cannot be opened (no permission, missing directory) does
-    not stop a recovery: lines then go to stderr, with one warning saying why.
+    A log file that cannot be opened does not stop a recovery: lines then go
+    to stderr. Quietly when its directory does not exist (a machine without
+    ``/var/log/one``: ``one-hooks-install --check`` says so, once), and
+    without the lines a :class:`Reporter` has already printed; with one
+    warning when the directory is there but refuses the file (an
+    installation problem: the hooks, as oneadmin, cannot log either).
     """
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers.clear()
@@ -32,6 +38,9 @@ def setup(section: LogSection, program: str) -> logging.Logger:
     problem = ""
     if section.file == "-":
         handler = logging.StreamHandler(sys.stderr)
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(section.file))):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(lambda record: not getattr(record, ECHOED, False))
     else:
         try:
             if os.getuid() == 0:
@@ -78,7 +87,7 @@ class Reporter:
         self.lines.append(text)
         if self.echo:
             print(text, file=self.out, flush=True)
-        self.logger.log(level, text)
+        self.logger.log(level, text, extra={ECHOED: self.echo})
 
     def progress(self, done: int, total: int, outcome: str) -> None:
         """One more VM settled (``outcome``), ``done`` of ``total``: shown by reporters that draw a counter."""

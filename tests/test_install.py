@@ -377,6 +377,17 @@ def test_check_without_any_config_names_it_and_still_checks_the_rest(site: Site)
     assert "problem: hook one-hooks-vm-unknown: not registered" in result.out
 
 
+def test_check_says_once_that_the_log_goes_to_stderr_without_its_directory(site: Site) -> None:
+    assert site.run().code == 0
+    lines = site.run("--check").out.splitlines()
+    said = [line for line in lines if "/var/log/one does not exist" in line]
+    assert said == ["warning: [log] file /var/log/one/one-hooks.log: /var/log/one does not exist: one-hooks "
+                    "logs to stderr instead (a hook's lines stay in onehook show); create it, owned by "
+                    "oneadmin, or set [log] file"]
+    (site.root / "var/log/one").mkdir(parents=True)
+    assert not any("does not exist" in line for line in site.run("--check").out.splitlines())
+
+
 def test_uninstall_keeps_an_edited_config(site: Site) -> None:
     assert site.run().code == 0
     conf = site.root / "etc" / "one" / "one-hooks.conf"

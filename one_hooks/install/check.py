@@ -51,6 +51,12 @@ def check(ctx: Context, config_problem: str = "") -> int:
         found.problem(f"configuration: {line}")
     if not config_problem:
         found.ok(f"configuration {unroot(layout, ctx.config.path) or '(defaults)'} is valid")
+    log_file = ctx.config.log.file
+    if log_file != "-" and not os.path.isdir(layout.fs(os.path.dirname(log_file))):
+        # Every command falls back to stderr quietly (audit.setup): this is where it is said.
+        found.warn(f"[log] file {log_file}: {os.path.dirname(log_file)} does not exist: one-hooks logs to "
+                   "stderr instead (a hook's lines stay in onehook show); create it, owned by oneadmin, "
+                   "or set [log] file")
     manifest = Manifest.read(layout.fs(layout.manifest))
     if manifest is None:
         found.problem(f"not installed: no manifest at {layout.manifest}")
