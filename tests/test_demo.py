@@ -28,12 +28,21 @@ def test_demo_heals_the_cloud(tmp_path) -> None:
     assert "iSCSI gate BROKEN" in out
     assert "one-hooks-host-reconnect" in out and "one-hooks-vm-poweroff" in out
     assert os.listdir(tmp_path) == []  # the work directory was removed
+    # ... and is not named as if it stayed; every column of the final table has a header
+    assert str(tmp_path) not in out and "work directory /" not in out
+    assert "(--keep keeps its work directory)" in out
+    table = out.split("== final state ==\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table[0].split() == ["VM", "NAME", "HOST", "BEFORE", "AFTER", "RESUMES", "DECISION", "REASON", "CHECK"]
+    assert all(row.rstrip().endswith((" ok", " UNEXPECTED")) for row in table[1:])
 
 
-def test_demo_other_sizes(tmp_path) -> None:
-    result = _simulate(tmp_path, "--fast", "--hosts", "3", "--vms", "9")
+def test_demo_other_sizes_and_keep(tmp_path) -> None:
+    result = _simulate(tmp_path, "--fast", "--hosts", "3", "--vms", "9", "--keep")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "9 of 9 VMs as expected" in result.stdout
+    kept = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("work directory kept: ")]
+    assert len(kept) == 1 and os.path.isfile(os.path.join(kept[0], "one-hooks.log"))
+    assert [os.path.join(str(tmp_path), name) for name in os.listdir(tmp_path)] == kept
 
 
 def test_demo_bad_sizes_exit_2(tmp_path) -> None:

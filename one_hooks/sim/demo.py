@@ -283,7 +283,7 @@ def _watch(sim: "SimOned", story: Story, out: TextIO, t0: float, limit: float, p
     return False
 
 
-def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> int:
+def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO, keep: bool = False) -> int:
     """The demo: build, outage, recovery, final table; 0 when everything is as expected."""
     from .oned import REAL_LATENCY
 
@@ -295,7 +295,8 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> in
         stage.write_scenario(scenario)
         hook_ids = stage.register_hooks(sim, config)
         p = lambda text: print(text, file=out, flush=True)  # noqa: E731
-        p(f"simulated oned at {sim.endpoint}; hooks registered: {hook_ids}; work dir {stage.workdir}")
+        kept = f"work directory {stage.workdir} (kept)" if keep else "(--keep keeps its work directory)"
+        p(f"simulated oned at {sim.endpoint}; hooks registered: {hook_ids}; {kept}")
         p(f"{len(story.hosts)} hosts, {len(story.expect)} VMs; iSCSI: {story.slow_host or '-'} comes back "
           f"after 3 looks, {story.broken_host or '-'} stays broken")
         user_off = [e.vm_id for e in story.expect.values() if e.before == "POWEROFF"]
@@ -335,7 +336,7 @@ def _final(sim: "SimOned", story: Story, hook_ids: Sequence[int], out: TextIO) -
     for _, vm_id, action, _ in sim.action_log:  # type: ignore[attr-defined]
         if action == "resume":
             resumes[vm_id] = resumes.get(vm_id, 0) + 1
-    rows = [("VM", "NAME", "HOST", "BEFORE", "AFTER", "RESUMES", "DECISION", "REASON", "")]
+    rows = [("VM", "NAME", "HOST", "BEFORE", "AFTER", "RESUMES", "DECISION", "REASON", "CHECK")]
     bad = 0
     for vm_id, e in sorted(story.expect.items()):
         vm = sim.vm(vm_id)  # type: ignore[attr-defined]
@@ -513,7 +514,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         stage = Stage(workdir)
         if args.bench:
             return run_bench(stage, hosts, vms, sys.stdout)
-        return run_story(stage, hosts, vms, FAST if args.fast else NORMAL, sys.stdout)
+        return run_story(stage, hosts, vms, FAST if args.fast else NORMAL, sys.stdout, keep=args.keep)
     finally:
         if args.keep:
             print(f"work directory kept: {workdir}")
