@@ -27,6 +27,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "hook": ("one_hooks.hooks.entry",
              "entry points oned's hook manager runs (host-reconnect, vm-unknown, vm-poweroff)"),
     "recover": ("one_hooks.commands.recover", "find VMs an outage left down, check storage, resume them in order"),
+    "status": ("one_hooks.commands.status",
+               "our hooks, each host's last recovery, the VMs still down and why, what needs the operator"),
     "iscsi": ("one_hooks.commands.iscsi", "check one host's iSCSI sessions the way the recovery gate does"),
     "cpu": ("one_hooks.commands.cpu", "switch KVM guests to the host CPU, verify it, check live-migration safety"),
     "config": ("one_hooks.commands.config", "show the configuration reference, the defaults, or check a file"),

@@ -26,6 +26,10 @@ def test_demo_heals_the_cloud(tmp_path) -> None:
     assert "opted out (ONE_HOOKS_RECOVER=NO)" in out
     assert "onevm unlock" in out
     assert "iSCSI gate BROKEN" in out
+    # the demo ends with what one-hooks status tells the operator: the locked VM, the broken host
+    status = out.split("== one-hooks status (exit 1: what an operator sees now) ==\n", 1)[1]
+    assert "needs the operator" in status and "onevm unlock" in status
+    assert "its last iSCSI gate said BROKEN" in status
     assert "one-hooks-host-reconnect" in out and "one-hooks-vm-poweroff" in out
     assert os.listdir(tmp_path) == []  # the work directory was removed
     # ... and is not named as if it stayed; every column of the final table has a header

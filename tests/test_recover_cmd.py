@@ -65,6 +65,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(front: Front) -> None:
     assert "dry run" in result.stdout
     assert result.stdout.count("  would resume  ") == 6 and "recover: 6 would resume" in result.stdout
     assert "resume tier 5" in result.stdout          # the plan, with each VM's reason
+    assert not os.path.exists(os.path.join(front.stage.state, "reports")), "a dry run leaves no record"
 
 
 def test_recover_all_resumes_in_priority_order(front: Front) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from typing import Dict, List, TextIO
 
 from .. import audit
@@ -25,6 +26,7 @@ from ..audit import Reporter
 from ..config import Config
 from ..errors import OnedNotFound, UsageError
 from ..oned.model import Host, HostState
+from ..recovery import records
 from ..recovery.engine import build_engine
 
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
         from ..oned.client import Oned
 
         oned = Oned.from_config(config.oned, on_retry=audit.stderr_notice("one-hooks"))
+    begun = time.time()
     with build_engine(config, out, oned=oned, gate=gate, who="recover", dry_run=args.dry_run,
                       honour_ledger=False) as engine:
         hosts = _hosts(engine.oned, args.host, out)
@@ -62,6 +65,9 @@ def run(args: argparse.Namespace, config: Config, oned: object = None, gate: obj
         report = engine.recover_hosts([h.id for h in hosts], known_hosts={h.id: h for h in hosts})
     if isinstance(out, LiveCounter):
         out.stop()
+    if not args.dry_run:
+        for host in hosts:  # for one-hooks status: an operator's recover begins a new episode
+            records.keep(config.recovery, host.id, host.name, report, "recover", time.time(), out, begun)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -99,6 +99,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     (``Runner.spawn_detached``); without it the window runs here, inline.
     """
     if event == "host-reconnect":
+        begun = wall()
         host = expect_resource(payload, Resource.HOST)
         detach = spawn is not None and config.recovery.settle_seconds > 0
         if detach:
@@ -115,6 +116,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
                           settle=not detach, clock=clock, sleep=sleep, wall=wall) as engine:
             report = engine.recover_host(host.id, settle=not detach)
             out.line(f"host-reconnect: host {host.id}: {report.summary()}")
+            _keep(config, host.id, host.name, report, "host-reconnect", wall(), out, begun=begun)
             if detach and spawn is not None:
                 _start_watcher(host, config, out, spawn, engine.ledger, wall)
         return report.exit_code
@@ -155,12 +157,34 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
                       wall=wall) as engine:
         retry = event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN
         if retry and not _wait_for_retry(vm, engine, out, wall, sleep):
+            _keep(config, host.id, host.name, _gave_up(vm, engine), event, wall(), out)
             return EXIT_FAILED
         # After a retry wait the host is read again; otherwise the read above is fresh.
         report = engine.recover_host(host.id, only=[vm.id], retry=retry,
                                      known_host=None if retry else host)
     out.line(f"{event}: VM {vm.id}: {report.summary()}")
+    _keep(config, host.id, host.name, report, event, wall(), out)
     return report.exit_code
+
+
+def _keep(config: Config, host_id: int, host_name: str, report: Any, by: str, now: float,
+          out: Reporter, begun: Optional[float] = None) -> None:
+    """Leave what the run did on the host for ``one-hooks status`` (host-reconnect begins an episode)."""
+    from ..recovery import records
+
+    records.keep(config.recovery, host_id, host_name, report, by, now, out, begun)
+
+
+def _gave_up(vm: Vm, engine: Engine) -> Any:
+    """A report holding the one outcome of a VM whose failed deploys used up its attempts."""
+    from ..recovery.report import Outcome, Report, VmResult
+
+    attempts = engine.ledger.get(vm.id).count
+    report = Report()
+    report.add(VmResult(vm.id, vm.name, vm.hostname, vm.state_name, vm.state_name, Outcome.GAVE_UP,
+                        f"gave up after {attempts} resume attempts whose deploy failed; fix the host, "
+                        f"then 'onevm resume {vm.id}'", attempts))
+    return report
 
 
 def watcher_argv(host_id: int, config: Config) -> List[str]:
@@ -249,6 +273,9 @@ def watch(host_id: int, config: Config, out: Reporter) -> int:
         finally:
             engine.ledger.claim_watch(host_id, time.time())  # over: VM hooks act themselves
     out.line(f"host-reconnect watch: host {host_id}: {report.summary()}")
+    names = {r.host for r in report.results.values()} | set(report.gates)
+    if len(names) == 1:  # the host's name, as the runs of the window saw it
+        _keep(config, host_id, names.pop(), report, "host-reconnect-watch", time.time(), out)
     return report.exit_code
 
 

@@ -114,7 +114,12 @@ class Oned:
                    on_retry=on_retry)
 
     def __repr__(self) -> str:
-        return f"Oned({_safe_url(self.endpoint)!r})"
+        return f"Oned({self.safe_endpoint!r})"
+
+    @property
+    def safe_endpoint(self) -> str:
+        """The endpoint without any ``user:password@`` part: what may be shown."""
+        return _safe_url(self.endpoint)
 
     @property
     def calls(self) -> int:

@@ -44,7 +44,7 @@ from ..audit import Reporter
 from ..config import Config
 from ..errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
 from ..oned.model import Host, HostState, LcmState, Vm, VmState
-from .ledger import Ledger
+from .ledger import Ledger, episode_seconds
 from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
 from .report import Outcome, Report, VmResult
 
@@ -258,6 +258,7 @@ class Engine:
     def _run_gate(self, host: Host) -> bool:
         if self.gate is None:
             self.out.line(f"host {host.name}: iSCSI gate off ([iscsi] check = no)")
+            self.report.gates[host.name] = "off"
             return True
         self.out.line(f"host {host.name}: checking iSCSI sessions before any resume")
         try:
@@ -265,8 +266,10 @@ class Engine:
         except OneHooksError as exc:  # node unreachable etc.: unknown, never healthy
             self.out.error(f"host {host.name}: iSCSI gate UNKNOWN: {exc}")
             self.report.problems.append(f"{host.name}: iSCSI gate UNKNOWN: {exc}")
+            self.report.gates[host.name] = "UNKNOWN"
             return False
         status = str(getattr(verdict.status, "name", verdict.status))
+        self.report.gates[host.name] = status
         if verdict.healthy:
             self.out.line(f"host {host.name}: iSCSI gate HEALTHY")
             return True
@@ -528,8 +531,7 @@ def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any =
                     state_dir, clock=clock, sleep=sleep, wall=wall)
     r = config.recovery
     # Attempt records stay meaningful while the UNKNOWN hook may still retry.
-    episode = r.settle_seconds + r.wait_running + r.retry_delay * (2 ** r.attempts)
-    ledger = Ledger(state_dir, episode=episode, wall=wall)
+    ledger = Ledger(state_dir, episode=episode_seconds(r), wall=wall)
     return Engine(oned, Settings.from_section(r), Timing.from_config(config, settle=settle),
                   ledger, out, gate if config.iscsi.check else None, who=who, dry_run=dry_run,
                   honour_ledger=honour_ledger, clock=clock, sleep=sleep)

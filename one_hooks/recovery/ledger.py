@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .. import fsio
+from ..config import RecoverySection
 from ..errors import ConfigError, LockBusy
 from . import claims
 
@@ -181,6 +182,15 @@ class Ledger:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def episode_seconds(section: RecoverySection) -> float:
+    """How long after its last attempt a recovery stays the same episode (attempts, host records).
+
+    As long as the UNKNOWN hook may still retry a failed deploy: the settle
+    window, the wait for RUNNING, and every retry delay.
+    """
+    return section.settle_seconds + section.wait_running + section.retry_delay * (2 ** section.attempts)
 
 
 def _unusable(path: str, exc: OSError) -> ConfigError:

@@ -324,7 +324,11 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO, keep:
                 sim.reconcile(host_id, running=set())
         done = _watch(sim, story, out, t0, 300, pace.poll)
         p(f"recovery took {time.monotonic() - t0:.1f} s" + ("" if done else " (timed out)"))
-        return _final(sim, story, hook_ids, out) if done else 1
+        if not done:
+            return 1
+        code = _final(sim, story, hook_ids, out)
+        _status(stage, sim, out)
+        return code
     finally:
         stage.stop_watchers()
         sim.stop()
@@ -371,6 +375,17 @@ def _final(sim: "SimOned", story: Story, hook_ids: Sequence[int], out: TextIO) -
     p(f"\n{len(story.expect) - bad} of {len(story.expect)} VMs as expected" +
       ("" if not bad else f"; {bad} UNEXPECTED"))
     return 0 if bad == 0 else 1
+
+
+def _status(stage: Stage, sim: "SimOned", out: TextIO) -> None:
+    """What ``one-hooks status`` tells the operator now, run as the operator runs it."""
+    import subprocess
+
+    env = dict(os.environ, **stage.hook_env(sim))
+    result = subprocess.run([sys.executable, "-m", "one_hooks", "status"], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    print(f"\n== one-hooks status (exit {result.returncode}: what an operator sees now) ==", file=out)
+    print((result.stdout + result.stderr).rstrip(), file=out, flush=True)
 
 
 # --- measuring ----------------------------------------------------------------------

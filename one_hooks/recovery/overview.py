@@ -1,0 +1,140 @@
+"""The operator's view of recoveries (``one-hooks status``), decided from parsed facts (pure).
+
+Given what oned says now (hosts, one read of the VM pool), what the state
+directory says (each host's last recovery, :mod:`~one_hooks.recovery.records`;
+the live watch claims, :mod:`~one_hooks.recovery.claims`; the gate's stored
+verdicts) and the policy's settings, it tells for each host how its last
+recovery went, which VMs an outage left down and why they are still down,
+and what needs the operator, each as one line saying what to do.
+
+What needs the operator (``status`` exits 1): a VM on a MONITORED host that
+nobody watches and that is still down although the policy would resume it
+(or it is locked); a VM whose last outcome was a problem (failed, gave up,
+locked, not running in time, gate failed) and that is still not running; a
+VM whose host is gone from oned. Not counted: VMs on a host that is down
+(host-reconnect recovers them when it returns), on a watched host (the
+watcher does), or left down on purpose (opted out, a user's poweroff).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..node.iscsi import Verdict
+from ..oned.model import HistoryAction, Host, HostState, LcmState, Vm, VmState
+from .policy import Action, Settings, decide, is_outage_state
+from .records import HostRecord, VmEntry
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One host: its state, who watches it, its last recovery, its stored gate verdict."""
+
+    host: Host
+    watched_until: Optional[float]
+    watcher_pid: Optional[int]
+    record: Optional[HostRecord]
+    verdict: Optional[Verdict]
+    down: int  # VMs of this host in the down list
+
+
+@dataclass(frozen=True)
+class DownVm:
+    """A VM an outage left down (or whose recovery had a problem) that is not running now."""
+
+    vm: Vm
+    host: str
+    why: str
+    last: Optional[VmEntry]
+    attention: bool
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything ``status`` shows besides the hooks; ``attention`` lines need the operator."""
+
+    hosts: Tuple[HostView, ...]
+    down: Tuple[DownVm, ...]
+    attention: Tuple[str, ...]
+
+
+def _running_or_booting(vm: Vm) -> bool:
+    if vm.state != VmState.ACTIVE:
+        return False
+    name = vm.lcm_state.name
+    return vm.lcm_state == LcmState.RUNNING or (name.startswith("BOOT") and "FAILURE" not in name)
+
+
+def _left_by_a_user(vm: Vm) -> bool:
+    """Down on purpose: powered off, stopped, undeployed or suspended by someone, or gone."""
+    if vm.state in (VmState.STOPPED, VmState.UNDEPLOYED, VmState.SUSPENDED, VmState.DONE):
+        return True
+    return (vm.state == VmState.POWEROFF and vm.history is not None
+            and vm.history.action in (HistoryAction.POWEROFF, HistoryAction.POWEROFF_HARD))
+
+
+def _recover_hint(host: str) -> str:
+    return f"run 'one-hooks recover --host {host}'"
+
+
+def classify(vm: Vm, host: Optional[Host], last: Optional[VmEntry], watched_until: Optional[float],
+             settings: Settings) -> Optional[DownVm]:
+    """Whether ``vm`` belongs in the down list, why it is down, and whether the operator must act."""
+    outage = is_outage_state(vm)
+    problem_left = last is not None and last.problem and not _running_or_booting(vm) and not _left_by_a_user(vm)
+    if not outage and not problem_left:
+        return None
+    if host is None:
+        return DownVm(vm, vm.hostname or "-", f"its host (ID {vm.host_id}) is not in oned any more: "
+                                               "reschedule or recover the VM by hand", last, True)
+    if host.state != HostState.MONITORED:
+        return DownVm(vm, host.name, f"waiting for host {host.name} ({host.state.name}): host-reconnect "
+                                     "recovers it when the host is back", last, False)
+    if watched_until is not None and outage:
+        return DownVm(vm, host.name, "host-reconnect's watcher of the host recovers it", last, False)
+    decision = decide(vm, host, settings)
+    if decision.action == Action.LOCKED:
+        return DownVm(vm, host.name, decision.reason, last, True)
+    if outage and decision.action == Action.SKIP and not problem_left:
+        return DownVm(vm, host.name, f"left down on purpose: {decision.reason}", last, False)
+    if last is not None and last.problem:
+        why = f"{last.label()}: {last.reason}"
+    else:
+        why = f"still down: {decision.reason}"
+    return DownVm(vm, host.name, f"{why}; when fixed, {_recover_hint(host.name)}", last, True)
+
+
+def overview(hosts: Sequence[Host], vms: Sequence[Vm], records: Mapping[int, HostRecord],
+             claims: Mapping[int, Tuple[int, float]], verdicts: Mapping[int, Optional[Verdict]],
+             settings: Settings) -> Overview:
+    """The hosts, the down VMs and what needs the operator, from one look at everything."""
+    by_id = {h.id: h for h in hosts}
+    last_of: Dict[int, VmEntry] = {}
+    for kept in records.values():
+        if kept.host_id in by_id:
+            for entry in kept.vms:
+                last_of[entry.vm_id] = entry
+    down: List[DownVm] = []
+    for vm in sorted(vms, key=lambda v: v.id):
+        if vm.host_id is None:
+            continue
+        claim = claims.get(vm.host_id)
+        found = classify(vm, by_id.get(vm.host_id), last_of.get(vm.id),
+                         claim[1] if claim else None, settings)
+        if found is not None:
+            down.append(found)
+    count: Dict[str, int] = {}
+    for d in down:
+        count[d.host] = count.get(d.host, 0) + 1
+    views = tuple(HostView(h, claims[h.id][1] if h.id in claims else None,
+                           claims[h.id][0] if h.id in claims else None, records.get(h.id),
+                           verdicts.get(h.id), count.get(h.name, 0))
+                  for h in sorted(hosts, key=lambda h: h.id))
+    attention = [f"VM {d.vm.id} ({d.vm.name}) on {d.host}: {d.vm.state_name}: {d.why}" for d in down if d.attention]
+    for view in views:
+        record: Optional[HostRecord] = view.record
+        if record is not None and record.gate_failed and view.down:
+            problem = record.gate_problems[0] if record.gate_problems else "no detail"
+            attention.append(f"host {view.host.name}: its last iSCSI gate said {record.gate} ({problem}): "
+                             f"fix the storage, then {_recover_hint(view.host.name)}")
+    return Overview(views, tuple(down), tuple(attention))
