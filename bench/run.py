@@ -10,7 +10,8 @@ same machine, because absolute times on a shared machine mean little:
 2. start-up cost of one hook process that has nothing to do, vs bare python
    and vs ``import pyone``;
 3. launch overhead of the CPU wrapper vs running the emulator directly;
-4. how hook cost and storm time grow from 100 to 10,000 VMs.
+4. how hook cost and storm time grow from 100 to 10,000 VMs;
+5. ``one-hooks status`` on 1,000 and 10,000 VMs vs one VM pool read alone.
 
 ``--quick`` runs small sizes (about a minute); ``--json`` prints one JSON
 object instead of the tables. Nothing here asserts a threshold: the targets
@@ -31,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cloud import compile_package  # noqa: E402
 from scale import run_scale, run_scale_by_hosts  # noqa: E402
 from startup import run_startup  # noqa: E402
+from status import run_status, table as status_table  # noqa: E402
 from storm import lower_bound, ratio, run_autostart, run_serial_pyone, run_storm  # noqa: E402
 from wrapper import run_wrapper  # noqa: E402
 
@@ -38,6 +40,8 @@ from one_hooks.sim.oned import REAL_LATENCY  # noqa: E402
 
 #: A VM boots (BOOT_* -> RUNNING) this long after its resume is accepted.
 BOOT_SECONDS = 1.0
+#: Runs of one-hooks status (and of its baseline) per cloud size.
+STATUS_RUNS = 3
 
 
 def machine() -> Dict[str, Any]:
@@ -71,15 +75,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.quick:
         hosts, per_host, sample_a, startup_runs, wrapper_runs = 10, 20, 10, 5, 200
-        scale_sizes, scale_hosts = (100, 300), (1, 3)
+        scale_sizes, scale_hosts, status_sizes = (100, 300), (1, 3), (1000,)
     else:
         hosts, per_host, sample_a, startup_runs, wrapper_runs = 50, 40, 100, 21, 200
-        scale_sizes, scale_hosts = (100, 1000, 10000), (10, 20, 40)
+        scale_sizes, scale_hosts, status_sizes = (100, 1000, 10000), (10, 20, 40), (1000, 10000)
     began = time.monotonic()
     compile_package()
     latency = REAL_LATENCY
 
-    say(f"[1/4] recovery storm: {hosts} hosts x {per_host} VMs, real hooks ...")
+    say(f"[1/5] recovery storm: {hosts} hosts x {per_host} VMs, real hooks ...")
     storm = run_storm(hosts, per_host, latency, BOOT_SECONDS)
     say("      the same storm with only the host-reconnect hook registered ...")
     host_only = run_storm(hosts, per_host, latency, BOOT_SECONDS, vm_hooks=False)
@@ -88,14 +92,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     say("      baseline (b): autostart-style, per host serial ...")
     autostart = run_autostart(hosts, per_host, latency, BOOT_SECONDS)
     bound = lower_bound(storm.vms, latency, BOOT_SECONDS)
-    say(f"[2/4] hook start-up, median of {startup_runs} ...")
+    say(f"[2/5] hook start-up, median of {startup_runs} ...")
     startup = run_startup(startup_runs, latency)
-    say(f"[3/4] wrapper overhead, median of {wrapper_runs} ...")
+    say(f"[3/5] wrapper overhead, median of {wrapper_runs} ...")
     wrap = run_wrapper(wrapper_runs)
-    say(f"[4/4] scale: {', '.join(map(str, scale_sizes))} VMs ...")
+    say(f"[4/5] scale: {', '.join(map(str, scale_sizes))} VMs ...")
     scale = run_scale(scale_sizes, latency, BOOT_SECONDS)
     say(f"      and by hosts: {', '.join(map(str, scale_hosts))} hosts of 100 VMs ...")
     by_hosts = run_scale_by_hosts(scale_hosts, latency, BOOT_SECONDS)
+    say(f"[5/5] one-hooks status on {', '.join(map(str, status_sizes))} VMs, median of {STATUS_RUNS} ...")
+    status = run_status(status_sizes, latency, STATUS_RUNS)
 
     result: Dict[str, Any] = {
         "storm_vms": storm.vms,
@@ -140,6 +146,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "scale_latency_divisor": scale.latency_divisor,
         "scale_by_hosts": [row.as_dict() for row in by_hosts.rows],
         "scale_by_hosts_storm_growth_exponent": _r(by_hosts.storm_exponent, 2),
+        "status": [row.as_dict() for row in status],
+        **{f"status_{key}_{row.vms}": _r(value) for row in status for key, value in (
+            ("wall_s", row.wall_s), ("cpu_s", row.cpu_s), ("baseline_wall_s", row.baseline_wall_s),
+            ("baseline_cpu_s", row.baseline_cpu_s), ("wall_ratio", row.wall_ratio),
+            ("cpu_ratio", row.cpu_ratio))},
         "quick": args.quick,
         "machine": machine(),
         "bench_seconds": _r(time.monotonic() - began, 1),
@@ -151,6 +162,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(result, sort_keys=True))
     else:
         print_tables(result, storm, serial, autostart, startup, wrap, scale, host_only, by_hosts)
+        print(f"\n## one-hooks status (20 hosts, 2 down; median of {STATUS_RUNS}; baseline: a process that "
+              "loads the configuration and reads the VM pool once)\n")
+        print(status_table(status))
     return 0
 
 
