@@ -66,9 +66,8 @@ def test_overview_counts_per_host_and_flags_a_failed_gate_only_while_its_vms_are
     assert [(h.host.name, h.down) for h in view.hosts] == [("node-1", 1), ("node-2", 1)]
     assert [d.vm.id for d in view.down] == [10, 20]
     assert view.attention == (
-        "VM 10 (vm-10) on node-1: ACTIVE/UNKNOWN: gate failed: iSCSI gate did not pass on node-1; when fixed, "
-        "run 'one-hooks recover --host node-1'",
-        "host node-1: its last iSCSI gate said BROKEN (no session): fix the storage, then run "
-        "'one-hooks recover --host node-1'")
+        "host node-1: its last iSCSI gate said BROKEN (no session); VMs held back: 10: fix the storage, then run "
+        "'one-hooks recover --host node-1'",)
+    assert view.down[0].attention and view.down[0].why.startswith("gate failed: iSCSI gate did not pass")
     fixed = overview([UP], [vm(10, lcm=LcmState.RUNNING)], {1: record}, {}, {}, S)
     assert fixed.down == () and fixed.attention == ()

@@ -13,7 +13,8 @@ nobody watches and that is still down although the policy would resume it
 locked, not running in time, gate failed) and that is still not running; a
 VM whose host is gone from oned. Not counted: VMs on a host that is down
 (host-reconnect recovers them when it returns), on a watched host (the
-watcher does), or left down on purpose (opted out, a user's poweroff).
+watcher does), or left down on purpose (opted out, a user's poweroff). The
+VMs a failed iSCSI gate held back are named in their host's one line.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..node.iscsi import Verdict
 from ..oned.model import HistoryAction, Host, HostState, LcmState, Vm, VmState
 from .policy import Action, Settings, decide, is_outage_state
 from .records import HostRecord, VmEntry
+from .report import Outcome
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,20 @@ def overview(hosts: Sequence[Host], vms: Sequence[Vm], records: Mapping[int, Hos
                            claims[h.id][0] if h.id in claims else None, records.get(h.id),
                            verdicts.get(h.id), count.get(h.name, 0))
                   for h in sorted(hosts, key=lambda h: h.id))
-    attention = [f"VM {d.vm.id} ({d.vm.name}) on {d.host}: {d.vm.state_name}: {d.why}" for d in down if d.attention]
-    for view in views:
-        record: Optional[HostRecord] = view.record
-        if record is not None and record.gate_failed and view.down:
+    # A host whose gate failed is one line naming its VMs held back, not one line per VM.
+    gated = {v.host.name: v.record for v in views if v.record is not None and v.record.gate_failed}
+    held: Dict[str, List[int]] = {}
+    attention = []
+    for d in down:
+        if d.attention and d.host in gated and d.last is not None and d.last.known == Outcome.GATE:
+            held.setdefault(d.host, []).append(d.vm.id)
+        elif d.attention:
+            attention.append(f"VM {d.vm.id} ({d.vm.name}) on {d.host}: {d.vm.state_name}: {d.why}")
+    for name, record in gated.items():
+        ids = held.get(name, [])
+        if ids:
             problem = record.gate_problems[0] if record.gate_problems else "no detail"
-            attention.append(f"host {view.host.name}: its last iSCSI gate said {record.gate} ({problem}): "
-                             f"fix the storage, then {_recover_hint(view.host.name)}")
+            shown = ", ".join(map(str, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            attention.append(f"host {name}: its last iSCSI gate said {record.gate} ({problem}); VMs held back: "
+                             f"{shown}: fix the storage, then {_recover_hint(name)}")
     return Overview(views, tuple(down), tuple(attention))
