@@ -327,6 +327,8 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO, keep:
         if not done:
             return 1
         code = _final(sim, story, hook_ids, out)
+        # The settle watchers' windows over, the picture is final (a watched host's VMs are still theirs).
+        stage.wait_watchers(pace.settle + 60)
         _status(stage, sim, out)
         return code
     finally:
