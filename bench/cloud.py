@@ -29,6 +29,7 @@ if REPO not in sys.path:
 
 from one_hooks import sim as sim_pkg  # noqa: E402
 from one_hooks.oned.model import LcmState, VmState  # noqa: E402
+from one_hooks.sim.lcm import INSTANT, OnedTiming  # noqa: E402
 from one_hooks.sim.oned import SimOned  # noqa: E402
 from one_hooks.sim.server import Latency  # noqa: E402
 
@@ -100,7 +101,7 @@ class BenchCloud:
 
     def __init__(self, latency: Latency, boot_seconds: float,
                  install: bool = True, scenario: str = HEALTHY_SCENARIO,
-                 node_command: Optional[str] = None) -> None:
+                 node_command: Optional[str] = None, timing: OnedTiming = INSTANT) -> None:
         self.dir = tempfile.mkdtemp(prefix="one-hooks-bench-")
         self.remotes = os.path.join(self.dir, "remotes")
         self.state_dir = os.path.join(self.dir, "state")
@@ -109,7 +110,7 @@ class BenchCloud:
         self.scenario = os.path.join(self.dir, "scenario")
         with open(self.scenario, "w") as fh:
             fh.write(scenario)
-        self.sim = SimOned(latency=latency, boot_seconds=boot_seconds,
+        self.sim = SimOned(latency=latency, boot_seconds=boot_seconds, timing=timing,
                            users={"oneadmin": secrets.token_hex(8)}, remotes_dir=self.remotes)
         self.sim.start()
         self.auth_file = os.path.join(self.dir, "one_auth")

@@ -1,7 +1,7 @@
 """Benchmark 4: how hook cost and storm time grow with the size of the cloud.
 
 For each size N (VMs), a cloud of ``HOSTS`` hosts with N / ``HOSTS`` VMs
-each, with the simulator's latencies divided by
+each, with the simulator's latencies and its LCM queue's delays divided by
 ``LATENCY_DIVISOR`` so that 10,000 resumes do not take minutes of pure
 waiting (the lower bound is scaled the same way, so ratios stay meaningful):
 
@@ -36,6 +36,7 @@ from cloud import BenchCloud
 from measure import median, spawn_wait
 from storm import lower_bound
 
+from one_hooks.sim.lcm import INSTANT, OnedTiming
 from one_hooks.sim.server import Latency
 
 #: Fixed, so the number of hook processes stays the same and only the cloud grows.
@@ -123,10 +124,11 @@ def _host_payload(cloud: BenchCloud, host_id: int) -> bytes:
     return base64.b64encode(body.encode())
 
 
-def run_size(vms: int, latency: Latency, boot_seconds: float, hosts: int = HOSTS) -> ScaleRow:
+def run_size(vms: int, latency: Latency, boot_seconds: float, hosts: int = HOSTS,
+             timing: OnedTiming = INSTANT) -> ScaleRow:
     """Storm and hook cost at one size, on ``hosts`` hosts."""
     hosts = min(hosts, vms)
-    cloud = BenchCloud(latency, boot_seconds, install=False)
+    cloud = BenchCloud(latency, boot_seconds, install=False, timing=timing)
     try:
         layout = cloud.populate(hosts, vms // hosts)
         vm_ids = [v for ids in layout.values() for v in ids]
@@ -151,19 +153,28 @@ def run_size(vms: int, latency: Latency, boot_seconds: float, hosts: int = HOSTS
         host_payload = _host_payload(cloud, first_host)
         host_cpu = [spawn_wait([os.path.join(shims, "host-reconnect")], cloud.env, host_payload).cpu_s
                     for _ in range(SAMPLE_HOOKS)]
-        return ScaleRow(len(vm_ids), hosts, wall, lower_bound(len(vm_ids), latency, boot_seconds),
+        return ScaleRow(len(vm_ids), hosts, wall, lower_bound(len(vm_ids), latency, boot_seconds, timing),
                         calls, median(vm_cpu), median(host_cpu))
     finally:
         cloud.close()
 
 
-def run_scale(sizes: Sequence[int], latency: Latency, boot_seconds: float) -> ScaleResult:
-    """Every size on HOSTS hosts, latency divided by LATENCY_DIVISOR."""
+def scaled_timing(timing: OnedTiming) -> OnedTiming:
+    """oned's LCM delays divided like its call latency (the hosts return together here)."""
+    return OnedTiming(lcm_base=timing.lcm_base / LATENCY_DIVISOR, lcm_service=timing.lcm_service / LATENCY_DIVISOR,
+                      dm_delay=timing.dm_delay / LATENCY_DIVISOR)
+
+
+def run_scale(sizes: Sequence[int], latency: Latency, boot_seconds: float,
+              timing: OnedTiming = INSTANT) -> ScaleResult:
+    """Every size on HOSTS hosts, latency and LCM delays divided by LATENCY_DIVISOR."""
     scaled = Latency(latency.serial / LATENCY_DIVISOR, latency.parallel / LATENCY_DIVISOR)
-    return ScaleResult([run_size(n, scaled, boot_seconds) for n in sizes], LATENCY_DIVISOR)
+    return ScaleResult([run_size(n, scaled, boot_seconds, timing=scaled_timing(timing)) for n in sizes],
+                       LATENCY_DIVISOR)
 
 
-def run_scale_by_hosts(host_counts: Sequence[int], latency: Latency, boot_seconds: float) -> ScaleResult:
+def run_scale_by_hosts(host_counts: Sequence[int], latency: Latency, boot_seconds: float,
+                       timing: OnedTiming = INSTANT) -> ScaleResult:
     """The other way clouds grow: VMS_PER_HOST VMs on each of more and more hosts.
 
     More hosts mean more host-reconnect hooks, run 10 at a time by onehem, and
@@ -171,6 +182,7 @@ def run_scale_by_hosts(host_counts: Sequence[int], latency: Latency, boot_second
     superlinear.
     """
     scaled = Latency(latency.serial / LATENCY_DIVISOR, latency.parallel / LATENCY_DIVISOR)
-    rows = [run_size(h * VMS_PER_HOST, scaled, boot_seconds, hosts=h) for h in host_counts]
+    rows = [run_size(h * VMS_PER_HOST, scaled, boot_seconds, hosts=h, timing=scaled_timing(timing))
+            for h in host_counts]
     return ScaleResult(rows, LATENCY_DIVISOR,
                        f"{VMS_PER_HOST} VMs per host; VM hooks not registered, one host-reconnect hook per host")

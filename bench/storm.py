@@ -2,15 +2,21 @@
 
 Storm: ``hosts`` x ``vms_per_host`` RUNNING VMs; every host goes ERROR (the
 VMs go UNKNOWN and onehem fires a vm-unknown hook for each), then every host
-comes back MONITORED; on half of them the VM report follows at once and says
-the VMs are gone (UNKNOWN -> POWEROFF with last action monitor, firing
-vm-poweroff hooks), on the other half the VMs stay UNKNOWN (stock dummy
-monitoring, recordings run1/run2). The real hooks (shims installed by
+comes back MONITORED; on half of them the VM report follows and says the VMs
+are gone (UNKNOWN -> POWEROFF with last action monitor, firing vm-poweroff
+hooks), on the other half the VMs stay UNKNOWN (stock dummy monitoring,
+recordings run1/run2). The real hooks (shims installed by
 ``one-hooks-install``) do the rest, at most 10 at once, as onehem runs them.
 Measured from the first host's return until every VM is RUNNING.
 
+The simulated oned keeps a real oned's timing (``one_hooks.sim.lcm.REAL_TIMING``,
+measured on the real 6.10.5 and 7.4.0 rigs): resumes are applied by one LCM
+queue (0.3 s + 20 ms per queued event), hosts come back spread over 6 s, each
+host's VM report 0.2-1.8 s after it.
+
 Baselines, each against a fresh simulated oned with the same latencies and
-the same outage (no hooks registered):
+the same outage (no hooks registered), started once every host is back and
+reported (so they do not wait for the hosts' spread, one-hooks does):
 (a) the old procedure: one process per VM, one ``resume`` through the official
     binding (``pyone``), one after another. 2,000 such processes would take
     about 8 minutes, so a sample is timed and extrapolated per VM (said so).
@@ -19,7 +25,9 @@ the same outage (no hooks registered):
     onehem would run their hooks (10 at once); in-process, over XML-RPC.
 Lower bound: every VM needs one ``resume``; the simulator serialises the
 ``serial`` part of every call under its core lock, so the last resume cannot
-be accepted before ``N x serial + parallel``, and then boots in ``boot`` s.
+be accepted before ``N x serial + parallel``; oned's LCM runs each VM's two
+events (the restart, the deploy's answer) one after another; nothing starts
+before its host is back; then the VM boots in ``boot`` s.
 """
 from __future__ import annotations
 
@@ -35,6 +43,7 @@ from typing import Dict, List, Optional
 from cloud import BenchCloud, production_python
 
 from one_hooks import config as config_mod
+from one_hooks.sim.lcm import INSTANT, OnedTiming
 from one_hooks.sim.server import Latency
 
 #: onehem runs at most this many hooks at once (DESIGN.md section 2).
@@ -65,6 +74,7 @@ class StormResult:
     resumed_twice: List[int]
     not_running: int
     settle_seconds: float
+    last_return_s: float = 0.0
 
     @property
     def cpu_per_event(self) -> float:
@@ -87,9 +97,13 @@ class BaselineResult:
     notes: List[str] = field(default_factory=list)
 
 
-def lower_bound(vms: int, latency: Latency, boot_seconds: float) -> float:
-    """The fastest the simulator allows: N serialised resumes, one parallel part, one boot."""
-    return vms * latency.serial + latency.parallel + boot_seconds
+def lower_bound(vms: int, latency: Latency, boot_seconds: float, timing: OnedTiming = INSTANT,
+                last_return: float = 0.0) -> float:
+    """The fastest the simulator allows: N serialised resumes (one parallel part), 2 N serial LCM
+    events, the last host's return, one boot."""
+    calls = vms * latency.serial + latency.parallel + timing.lcm_base + timing.lcm_service
+    lcm = timing.lcm_base + 2 * vms * timing.lcm_service
+    return max(calls, lcm, last_return) + boot_seconds
 
 
 def _outage(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
@@ -97,22 +111,31 @@ def _outage(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
         cloud.sim.host_error(host_id)
 
 
-def _come_back(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
-    """Hosts return; on every other host the VM report follows at once: the VMs are gone."""
-    for index, host_id in enumerate(layout):
+def _come_back(cloud: BenchCloud, layout: Dict[int, List[int]]) -> float:
+    """Hosts return; on every other host the VM report follows: the VMs are gone.
+
+    With the simulator's host spread, hosts come back over seconds and each
+    report follows its host (``SimOned.hosts_return``); the last return, in
+    seconds from now.
+    """
+    gone = {host_id: set() for index, host_id in enumerate(layout) if index % 2 == 1}
+    if cloud.sim.cloud.timing.host_spread > 0:
+        return max(cloud.sim.hosts_return(list(layout), reports=gone).values())
+    for host_id in layout:
         cloud.sim.host_monitored(host_id)
-        if index % 2 == 1:
+        if host_id in gone:
             # As in recording run4: the VM state report arrives ~70 ms after the host's.
             cloud.sim.reconcile(host_id, set())
+    return 0.0
 
 
 def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float,
-              timeout: float = 1800.0, vm_hooks: bool = True) -> StormResult:
+              timeout: float = 1800.0, vm_hooks: bool = True, timing: OnedTiming = INSTANT) -> StormResult:
     """The storm with the real hooks; see the module docstring.
 
     ``vm_hooks=False`` registers only host-reconnect: what the VM hooks cost.
     """
-    cloud = BenchCloud(latency, boot_seconds, install=False)
+    cloud = BenchCloud(latency, boot_seconds, install=False, timing=timing)
     try:
         layout = cloud.populate(hosts, vms_per_host)
         cloud.install()
@@ -127,7 +150,7 @@ def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: flo
         calls_before = dict(cloud.sim.calls)
         sessions_before = cloud.node_sessions()
         start = time.monotonic()
-        _come_back(cloud, layout)
+        last_return = _come_back(cloud, layout)
         done = cloud.wait_running(vm_ids, timeout)
         wall = (done or time.monotonic()) - start
         cloud.sim.settle(timeout)
@@ -146,17 +169,20 @@ def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: flo
             node_sessions_mean=sum(per_host) / len(per_host) if per_host else 0.0,
             resumed_twice=sorted(v for v, n in resumes.items() if n > 1),
             not_running=0 if done else sum(1 for v in vm_ids if not cloud.all_running([v])),
-            settle_seconds=config_mod.load(cloud.config, environ={}).recovery.settle_seconds)
+            settle_seconds=config_mod.load(cloud.config, environ={}).recovery.settle_seconds,
+            last_return_s=last_return)
     finally:
         cloud.close()
 
 
-def _plain_cloud(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float):
-    """A fresh sim, no hooks, after the same outage (VMs UNKNOWN or POWEROFF)."""
-    cloud = BenchCloud(latency, boot_seconds, install=False)
+def _plain_cloud(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float,
+                 timing: OnedTiming = INSTANT):
+    """A fresh sim, no hooks, after the same outage (VMs UNKNOWN or POWEROFF), every host back."""
+    cloud = BenchCloud(latency, boot_seconds, install=False, timing=timing)
     layout = cloud.populate(hosts, vms_per_host)
     _outage(cloud, layout)
     _come_back(cloud, layout)
+    cloud.sim.settle(120)
     return cloud, layout
 
 
@@ -166,12 +192,13 @@ PYONE_RESUME = (
 
 
 def run_serial_pyone(total_vms: int, sample_vms: int, latency: Latency,
-                     boot_seconds: float, timeout: float = 1800.0) -> BaselineResult:
+                     boot_seconds: float, timeout: float = 1800.0,
+                     timing: OnedTiming = INSTANT) -> BaselineResult:
     """Baseline (a): one pyone process per VM, serially; extrapolated from a sample."""
     sample = min(sample_vms, total_vms)
     per_host = min(40, sample)
     hosts = -(-sample // per_host)  # enough hosts to hold the whole sample
-    cloud, layout = _plain_cloud(hosts, per_host, latency, boot_seconds)
+    cloud, layout = _plain_cloud(hosts, per_host, latency, boot_seconds, timing)
     try:
         vm_ids = [v for ids in layout.values() for v in ids][:sample]
         python = production_python()  # made before the clock starts: not part of a VM's cost
@@ -192,9 +219,9 @@ def run_serial_pyone(total_vms: int, sample_vms: int, latency: Latency,
 
 
 def run_autostart(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: float,
-                  timeout: float = 1800.0) -> BaselineResult:
+                  timeout: float = 1800.0, timing: OnedTiming = INSTANT) -> BaselineResult:
     """Baseline (b): OpenNebula's autostart/host way, per host serial info + resume per VM."""
-    cloud, layout = _plain_cloud(hosts, vms_per_host, latency, boot_seconds)
+    cloud, layout = _plain_cloud(hosts, vms_per_host, latency, boot_seconds, timing)
     local = threading.local()
 
     def proxy() -> xmlrpc.client.ServerProxy:

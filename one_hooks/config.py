@@ -111,7 +111,8 @@ class RecoverySection:
         "integer(min=1, max=256)", 8, "VMs resumed at the same time, per recovery run.")
     attempts: int = _opt(
         "integer(min=1, max=20)", 3,
-        "Resume attempts per VM (a failed deploy sends the VM back to UNKNOWN).")
+        "Resume attempts per VM that oned ran without the VM ending RUNNING (a failed deploy, "
+        "or a late monitor report powering it off); then the hook gives up with one line.")
     retry_delay: float = _opt(
         "float(min=0, max=3600)", 10.0, "First wait before another resume attempt; doubles each time.")
     settle_seconds: float = _opt(
@@ -121,7 +122,12 @@ class RecoverySection:
     settle_interval: float = _opt(
         "float(min=0.1, max=600)", 10.0, "Seconds between looks during the settle window.")
     wait_running: float = _opt(
-        "float(min=0, max=7200)", 300.0, "Seconds to wait for a resumed VM to reach RUNNING.")
+        "float(min=0, max=7200)", 300.0,
+        "Seconds an attempt may take from its first resume call until the VM is RUNNING.")
+    pickup_grace: float = _opt(
+        "float(min=1, max=3600)", 60.0,
+        "Seconds an accepted resume may show no sign of being run before it is sent again "
+        "(doubling each time; oned runs resumes from one queue, 10-40 s behind in a storm).")
     tier_timeout: float = _opt(
         "float(min=0, max=7200)", 300.0,
         "Seconds a lower priority tier waits for the tier above to be RUNNING.")

@@ -30,9 +30,7 @@ from one_hooks.config import Config, IscsiSection, LogSection, RecoverySection
 from one_hooks.errors import OneHooksError
 from one_hooks.hooks.entry import EVENTS, handle
 from one_hooks.oned import xmlparse
-from one_hooks.sim.cloud import Cloud
-
-from .test_recovery import CloudDoor, FakeClock
+from .test_recovery import CloudDoor, FakeClock, fake_cloud
 
 DATA = Path(__file__).resolve().parent / "data" / "fuzz"
 VM_SEEDS = [base64.b64decode((DATA / f"{n}.b64").read_bytes()).decode() for n in (
@@ -46,22 +44,23 @@ CANDIDATES = {0, 4}
 
 
 def _world():
-    cloud = Cloud(boot_seconds=0.0)
+    clock = FakeClock()
+    cloud = fake_cloud(clock, boot_seconds=0.0)
     h0, h1, h2 = cloud.add_host("dummy-host-1"), cloud.add_host("node-2"), cloud.add_host("node-3")
     v0, v1, v2 = cloud.add_vm("vm-outage-test", h0), cloud.add_vm("web", h2), cloud.add_vm("db", h0)
     v3, v4 = cloud.add_vm("far", h1), cloud.add_vm("lost", h0)
     cloud.action("poweroff", v2)
-    cloud.timeline.wait_idle(5)
+    clock.settle()
     for host in (h0, h1):
         cloud.host_error(host)
     cloud.host_monitored(h0)
     cloud.reconcile(h0, set())        # v0, v4 -> POWEROFF (monitor); v2 stays the user's
     cloud.action("resume", v0)
-    cloud.timeline.wait_idle(5)
+    clock.settle()
     cloud.host_error(h0)              # a second cut: v0 UNKNOWN, and no VM report this time
     cloud.host_monitored(h0)
-    cloud.timeline.wait_idle(5)
-    return cloud, (v0, v1, v2, v3, v4)
+    clock.settle()
+    return cloud, clock, (v0, v1, v2, v3, v4)
 
 
 def _sub(text: str, tag: str, value: str) -> str:
@@ -107,15 +106,9 @@ def test_forged_payloads_never_resume_what_oned_says_to_leave(case: tuple) -> No
 
 def _run_and_check(event: str, payload: bytes) -> list:
     """Run one hook on a fresh world; check the invariants; the VMs it resumed."""
-    cloud, _ = _world()
+    cloud, clock, _ = _world()
     try:
         door = CloudDoor(cloud)
-        clock = FakeClock(cloud)
-        wall = [2_000_000_000.0]
-
-        def sleep(seconds: float) -> None:
-            wall[0] += seconds
-            clock.sleep(seconds)
 
         with tempfile.TemporaryDirectory() as tmp:
             config = Config(
@@ -126,7 +119,7 @@ def _run_and_check(event: str, payload: bytes) -> list:
             before = len(cloud.action_log)
             try:
                 code = handle(event, xmlparse.decode_payload(payload), config, Reporter(out=out),
-                              oned=door, clock=clock, sleep=sleep, wall=lambda: wall[0])
+                              oned=door, clock=clock, sleep=clock.sleep, wall=clock)
             except OneHooksError as exc:
                 code = exc.exit_code
             assert code in (0, 1, 2)
@@ -151,7 +144,7 @@ def test_unforged_payloads_do_resume_the_candidates() -> None:
 
 
 def test_the_world_is_what_the_fuzz_assumes() -> None:
-    cloud, (v0, v1, v2, v3, v4) = _world()
+    cloud, _, (v0, v1, v2, v3, v4) = _world()
     try:
         names = {vm_id: cloud.tables.vms[vm_id].state_name for vm_id in (v0, v1, v2, v3, v4)}
         assert names == {v0: "ACTIVE/UNKNOWN", v1: "ACTIVE/RUNNING", v2: "POWEROFF/LCM_INIT",

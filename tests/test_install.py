@@ -83,6 +83,12 @@ def test_timeout_follows_the_configuration() -> None:
     assert host > r.settle_seconds + base.iscsi.deadline + r.wait_running
     assert ht.timeout_for(ht.HOST_RECONNECT, longer) == host + 700
     assert ht.timeout_for(ht.VM_UNKNOWN, gate_off) == ht.timeout_for(ht.VM_UNKNOWN, base) - 300
+    # The hook that resumes a VM carries it through every attempt: each may wait wait_running,
+    # with retry_delay (doubling) between them: 300 + 3 x 300 + 10 + 20 + 60 by default.
+    assert ht.timeout_for(ht.VM_UNKNOWN, base) == 300 + 3 * 300 + 10 + 20 + 60
+    one_more = dataclasses.replace(base, recovery=dataclasses.replace(r, attempts=4))
+    assert ht.timeout_for(ht.VM_POWEROFF, one_more) == ht.timeout_for(ht.VM_POWEROFF, base) + 300 + 40
+    assert host == ht.timeout_for(ht.VM_UNKNOWN, base) + r.settle_seconds
     # a changed deadline makes the registered hook differ, so re-install updates it
     stored = ht.stored_form(ht.VM_UNKNOWN, base)
     assert ht.differences(ht.VM_UNKNOWN, longer, stored) == [

@@ -1,4 +1,4 @@
-"""The ledger's host watch claims: only a live process within its time counts."""
+"""The ledger: host watch claims, recovery records and carry claims (only a live process counts)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,10 @@ import sys
 
 import pytest
 
-from one_hooks.recovery.ledger import Ledger
+from one_hooks.oned.model import HistoryAction, LcmState, VmState
+from one_hooks.recovery import claims
+from one_hooks.recovery.evidence import Snapshot
+from one_hooks.recovery.ledger import Attempts, Ledger
 
 
 def _one_hooks_process() -> "subprocess.Popen[bytes]":
@@ -67,3 +70,84 @@ def test_a_claim_with_a_bad_pid_or_time_counts_as_none(tmp_path, text: str) -> N
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- recovery records and carry claims (issue 9) -------------------------------------
+
+
+def _snapshot(called: float = 1000.0) -> Snapshot:
+    return Snapshot(VmState.ACTIVE, LcmState.UNKNOWN, 0, 3, HistoryAction.NONE, 0, 990, "", called)
+
+
+def test_a_record_counts_calls_and_applied_attempts_apart(tmp_path) -> None:
+    now = [1000.0]
+    ledger = Ledger(str(tmp_path), episode=100.0, wall=lambda: now[0])
+    assert ledger.get(4) == Attempts(4)
+    ledger.sent(4, "host-reconnect[10]", _snapshot())
+    ledger.sent(4, "host-reconnect[10]", _snapshot(1001.0))  # sent again: no sign of it running
+    record = ledger.applied(4)
+    assert (record.sent, record.applied, record.before, record.final) == (2, 1, _snapshot(1001.0), "")
+    assert Ledger(str(tmp_path), episode=100.0, wall=lambda: now[0]).get(4) == record  # another process
+    ended = ledger.finish(4, "gave up")
+    assert ended.final == "gave up" and ledger.get(4).final == "gave up"
+    now[0] += 101  # a later outage starts from zero
+    assert ledger.get(4) == Attempts(4)
+    ledger.sent(4, "x", _snapshot())
+    ledger.clear(4)
+    assert ledger.get(4) == Attempts(4)
+
+
+@pytest.mark.parametrize("text", ['{"sent": 1}', "not json", '{"sent": 1, "applied": 0, "first": 1, '
+                                  '"last": 1e12, "before": {"state": "x"}}'])
+def test_a_damaged_record_starts_over(tmp_path, text: str) -> None:
+    ledger = Ledger(str(tmp_path), wall=lambda: 1000.0)
+    ledger.sent(5, "x", _snapshot())
+    (tmp_path / "attempts" / "vm-5.json").write_text(text)
+    assert ledger.get(5) == Attempts(5)
+
+
+def test_a_carrier_in_this_process_counts_while_its_engine_runs(tmp_path) -> None:
+    first = Ledger(str(tmp_path), wall=lambda: 1000.0)
+    second = Ledger(str(tmp_path), wall=lambda: 1000.0)
+    first.carry(6, "vm-unknown", until=2000.0)
+    carrier = second.carrier_of(6)
+    assert carrier is not None and (carrier.pid, carrier.who, carrier.token) == (os.getpid(), "vm-unknown",
+                                                                                   first.token)
+    first.close()  # its engine is done: the claim no longer counts
+    assert second.carrier_of(6) is None
+    second.carry(6, "recover", until=1000.0)  # its time is over
+    assert second.carrier_of(6) is None
+    second.carry(6, "recover", until=1500.0)
+    second.release(6)
+    assert second.carrier_of(6) is None
+
+
+def test_a_carrier_elsewhere_counts_only_while_that_very_process_lives(tmp_path) -> None:
+    ledger = Ledger(str(tmp_path), wall=lambda: 1000.0)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        start = claims.start_time(proc.pid)
+        assert start is not None
+        path = tmp_path / "carry" / "vm-7.claim"
+        path.parent.mkdir()
+        path.write_bytes(claims.encode_carry(proc.pid, start, "tok", 2000.0, "host-reconnect"))
+        found = ledger.carrier_of(7)
+        assert found is not None and found.pid == proc.pid and found.who == "host-reconnect"
+        # The same PID with another start time is a recycled PID: not the carrier.
+        path.write_bytes(claims.encode_carry(proc.pid, start + 1, "tok", 2000.0, "host-reconnect"))
+        assert ledger.carrier_of(7) is None
+        path.write_bytes(claims.encode_carry(proc.pid, start, "tok", 2000.0, "host-reconnect"))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ledger.carrier_of(7) is None  # it died
+    for text in ("", "1 2 3", f"{proc.pid} x tok 2000 who", "-1 1 t 2000 who"):
+        path.write_text(text)
+        assert ledger.carrier_of(7) is None
+
+
+def test_carry_claim_words_are_checked() -> None:
+    with pytest.raises(ValueError):
+        claims.encode_carry(1, 2, "a token", 3.0, "who")
+    with pytest.raises(ValueError):
+        claims.encode_carry(1, 2, "t", 3.0, "")

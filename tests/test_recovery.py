@@ -10,8 +10,12 @@ advances it and lets the simulator finish what is due (deploys).
 from __future__ import annotations
 
 import io
+import logging
+import os
+import subprocess
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -21,14 +25,18 @@ from one_hooks.errors import (
     ConfigError, OnedActionRefused, OnedApiError, OnedLocked, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.node.iscsi import Status, Verdict
-from one_hooks.recovery.ledger import Ledger
-from one_hooks.oned.model import Host, Vm
-from one_hooks.recovery.policy import Settings
+from one_hooks.recovery import claims
+from one_hooks.recovery.evidence import Snapshot
+from one_hooks.recovery.ledger import Attempts, Ledger
+from one_hooks.oned.model import HistoryAction, Host, LcmState, Vm, VmState
+from one_hooks.recovery.policy import Settings, decide
 from one_hooks.recovery.engine import Engine, Timing
 from one_hooks.recovery.report import Outcome
 from one_hooks.sim import xmlout
 from one_hooks.sim.cloud import Cloud
 from one_hooks.sim.faults import ACTION, LOCKED, NO_EXISTS, Refused
+from one_hooks.sim.lcm import OnedTiming
+from one_hooks.sim.timeline import Timeline
 
 _ERRORS = {NO_EXISTS: OnedNotFound, ACTION: OnedActionRefused, LOCKED: OnedLocked}
 
@@ -46,6 +54,9 @@ class CloudDoor:
         self.before_action: Optional[Callable[[int], None]] = None
         #: after this many more accepted actions, oned goes down
         self.down_after: Optional[int] = None
+        #: called before each pool read (and VM read, with look_by_info) (a test's "meanwhile")
+        self.before_look: Optional[Callable[[], None]] = None
+        self.look_by_info = True
 
     def _enter(self, method: str) -> None:
         self.calls.append(method)
@@ -66,12 +77,16 @@ class CloudDoor:
             xmlout.host_element(c.get_host(host_id), c.host_vms(host_id)))))
 
     def vm_info(self, vm_id: int) -> Vm:
+        if self.before_look and self.look_by_info:
+            self.before_look()
         return xmlparse.parse_vm(self._do("one.vm.info", lambda: xmlout.compact(
             xmlout.vm_element(self.cloud.get_vm(vm_id)))))
 
     def vm_pool(self, host_id: Optional[int] = None,
                 id_range: Optional[Tuple[int, int]] = None) -> List[Vm]:
         c = self.cloud
+        if self.before_look:
+            self.before_look()
         self.ranges.append(id_range)
         low, high = id_range if id_range is not None else (-1, 1 << 62)
         text = self._do("one.vmpool.infoextended", lambda: xmlout.compact(xmlout.pool(
@@ -91,11 +106,16 @@ class CloudDoor:
 
 
 class FakeClock:
-    """Monotonic time that moves only when someone sleeps."""
+    """Time (monotonic and wall alike) that moves only when someone sleeps.
 
-    def __init__(self, cloud: Cloud) -> None:
+    The simulated cloud runs on it too (its timeline and its timestamps): a
+    sleep lets everything due by the new time happen, so oned's delays
+    (its LCM queue, deploys) cost the test no real time.
+    """
+
+    def __init__(self) -> None:
         self.now = 1000.0
-        self.cloud = cloud
+        self.timeline: Optional[Timeline] = None
         self.sleeps: List[float] = []
         self._lock = threading.Lock()
 
@@ -106,7 +126,20 @@ class FakeClock:
         with self._lock:
             self.sleeps.append(seconds)
             self.now += seconds
-        self.cloud.timeline.wait_idle(10)
+        self.settle()
+
+    def settle(self) -> None:
+        """Let the cloud do everything due by now."""
+        assert self.timeline is not None
+        self.timeline.poke()
+        assert self.timeline.wait_due(10), "the simulated cloud did not catch up"
+
+
+def fake_cloud(clock: FakeClock, **kwargs: Any) -> Cloud:
+    """A simulated cloud living on ``clock``."""
+    cloud = Cloud(now=clock, clock=clock, **kwargs)
+    clock.timeline = cloud.timeline
+    return cloud
 
 
 class GateStandIn:
@@ -121,35 +154,68 @@ class GateStandIn:
         return self.verdicts.get(host, Verdict(host, Status.HEALTHY))
 
 
+class _ListLogger(logging.Logger):
+    """A logger keeping (level, line) pairs, so tests can count ERROR lines."""
+
+    def __init__(self, into: List[Tuple[int, str]]) -> None:
+        super().__init__("test-world")
+        self.into = into
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.into.append((level, str(msg)))
+
+
 @pytest.fixture()
-def cloud():
-    c = Cloud()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture()
+def cloud(clock: FakeClock):
+    c = fake_cloud(clock)
     yield c
     c.timeline.stop()
+    assert not c.timeline.errors, c.timeline.errors
 
 
 class World:
     """A cloud, its door, a clock, a state dir: what one test needs to build engines."""
 
-    def __init__(self, cloud: Cloud, state_dir: str) -> None:
+    def __init__(self, cloud: Cloud, clock: FakeClock, state_dir: str) -> None:
         self.cloud = cloud
         self.door = CloudDoor(cloud)
-        self.clock = FakeClock(cloud)
+        self.clock = clock
         self.state_dir = state_dir
         self.gate = GateStandIn()
         self.out = io.StringIO()
+        self.logged: List[Tuple[int, str]] = []
 
     def engine(self, timing: Optional[Timing] = None, settings: Settings = Settings(),
                **kw: object) -> Engine:
         t = timing or Timing(max_parallel=4, wait_running=60, tier_timeout=30, poll_interval=1,
                              call_retries=2, call_retry_delay=1, lock_timeout=30)
-        reporter = Reporter(out=self.out)
+        reporter = Reporter(out=self.out, logger=_ListLogger(self.logged))
         return Engine(self.door, settings, t, Ledger(self.state_dir, wall=self.clock), reporter,
-                      kw.pop("gate", self.gate), clock=self.clock, sleep=self.clock.sleep, **kw)
+                      kw.pop("gate", self.gate), clock=self.clock, sleep=self.clock.sleep,
+                      wall=self.clock, **kw)
 
     def outage(self, host_id: int) -> None:
         self.cloud.host_error(host_id)
         self.cloud.host_monitored(host_id)
+
+    def act(self, action: str, vm_id: int) -> None:
+        """A user's (or the monitor's) action, applied before the test goes on."""
+        self.cloud.action(action, vm_id)
+        self.clock.settle()
+
+    def deploy_failed(self, vm_id: int) -> bool:
+        """The VM's deploy failed (it is UNKNOWN with a DEPLOY error)."""
+        vm = self.cloud.tables.vms[vm_id]
+        return vm.state_name == "ACTIVE/UNKNOWN" and any(k == "ERROR" for k, _ in vm.user_template)
+
+    def lines(self, level: int) -> List[str]:
+        """What the runs logged at exactly ``level``."""
+        return [text for lvl, text in self.logged if lvl == level]
 
     def resumes(self) -> List[int]:
         return [vm_id for _, vm_id, name, _ in self.cloud.action_log if name == "resume"]
@@ -159,8 +225,8 @@ class World:
 
 
 @pytest.fixture()
-def world(cloud: Cloud, tmp_path) -> World:
-    return World(cloud, str(tmp_path / "state"))
+def world(cloud: Cloud, clock: FakeClock, tmp_path) -> World:
+    return World(cloud, clock, str(tmp_path / "state"))
 
 
 def _host_with_vms(w: World, n: int, name: str = "node1", **templates: list) -> int:
@@ -184,8 +250,7 @@ def test_healthy_host_all_vms_running(world: World) -> None:
 
 def test_poweroff_by_monitor_resumed_user_poweroff_left(world: World) -> None:
     host = _host_with_vms(world, 3)
-    world.cloud.action("poweroff", 2)          # a user's poweroff, before the outage
-    world.cloud.timeline.wait_idle(5)
+    world.act("poweroff", 2)                   # a user's poweroff, before the outage
     world.outage(host)
     world.cloud.reconcile(host, running=set())  # VM 0 and 1 vanished: POWEROFF, action monitor
     assert world.state(0) == "POWEROFF/LCM_INIT"
@@ -271,24 +336,248 @@ def test_host_still_in_error_resumes_nothing(world: World) -> None:
     assert "left to host-reconnect" in report.results[0].reason
 
 
-def test_failed_deploy_recorded_then_retry_path(world: World) -> None:
+def test_failed_deploy_retried_by_the_run_that_resumed_it(world: World) -> None:
+    """The old engine called this VM failed (exit 1) and left the retry to the vm-unknown hook,
+    which never fires for a POWEROFF VM; now the run that resumed it retries it itself."""
     host = _host_with_vms(world, 2)
     world.outage(host)
     world.cloud.fail_deploys(1, vm_id=1)
-    with world.engine() as engine:
-        first = engine.recover_host(host)
-    assert first.results[1].outcome == Outcome.FAILED and "back in ACTIVE/UNKNOWN" in first.results[1].reason
-    assert first.exit_code == 1
-    # Another hook for the same host must not resume it again: that is vm-unknown's job.
-    with world.engine() as engine:
-        second = engine.recover_host(host)
-    assert second.results[1].outcome == Outcome.HANDLED
-    assert world.resumes() == [0, 1] or sorted(world.resumes()) == [0, 1]
-    # The UNKNOWN hook's retry goes through and counts attempt 2.
-    with world.engine() as engine:
-        third = engine.recover_host(host, only=[1], retry=True)
-    assert third.results[1].outcome == Outcome.RUNNING and third.results[1].attempts == 2
+    with world.engine(Timing(poll_interval=1, retry_delay=10, attempts=3)) as engine:
+        report = engine.recover_host(host)
+    assert report.exit_code == 0, world.out.getvalue()
     assert sorted(world.resumes()) == [0, 1, 1]
+    assert report.results[1].outcome == Outcome.RUNNING and report.results[1].attempts == 2
+    assert world.state(1) == "ACTIVE/RUNNING"
+    warnings = world.lines(logging.WARNING)
+    assert any("VM 1 (node1-vm1): deploy failed, back in ACTIVE/UNKNOWN: DEPLOY: could not deploy" in w
+               and "(attempt 1 of 3); next attempt in 10 s" in w for w in warnings), warnings
+    assert world.lines(logging.ERROR) == []
+    # The retry waited the delay (the fake clock moved at least 10 s between the two resumes).
+    times = [t for t, vm_id, name, _ in world.cloud.action_log if name == "resume" and vm_id == 1]
+    assert times[1] - times[0] >= 10
+    assert Ledger(world.state_dir, wall=world.clock).get(1) == Attempts(1)  # RUNNING: forgotten
+
+
+def test_gives_up_after_attempts_with_one_error_line(world: World) -> None:
+    host = _host_with_vms(world, 1)
+    world.outage(host)
+    world.cloud.fail_deploys(5, vm_id=0)
+    with world.engine(Timing(poll_interval=1, retry_delay=10, attempts=3)) as engine:
+        report = engine.recover_host(host)
+    assert world.resumes() == [0, 0, 0]
+    result = report.results[0]
+    assert result.outcome == Outcome.GAVE_UP and report.exit_code == 1
+    errors = world.lines(logging.ERROR)
+    assert len(errors) == 1 and "gave up" in errors[0] and "onevm resume 0" in errors[0], errors
+    assert "attempt 3 of 3, none left" in errors[0]
+    assert len(world.lines(logging.WARNING)) == 2  # attempts 1 and 2 failed, retried
+    times = [t for t, _, name, _ in world.cloud.action_log if name == "resume"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert 10 <= gaps[0] < 20 <= gaps[1] < 40, gaps  # retry_delay, doubling (plus a look's pace)
+    record = Ledger(world.state_dir, wall=world.clock).get(0)
+    assert record.final == "gave up" and record.applied == 3 and record.sent == 3
+    # A hook fired later (the last failed deploy's vm-unknown) does not start over, nor cry again.
+    with world.engine() as engine:
+        again = engine.recover_host(host)
+    assert world.resumes() == [0, 0, 0]
+    assert again.exit_code == 0 and again.results[0].outcome == Outcome.SKIPPED
+    assert len(world.lines(logging.ERROR)) == 1
+    # An operator's 'one-hooks recover' does start over.
+    world.cloud.fail_deploys(0, vm_id=0)
+    with world.engine(honour_ledger=False) as engine:
+        assert engine.recover_host(host).exit_code == 0
+    assert world.resumes() == [0, 0, 0, 0] and world.state(0) == "ACTIVE/RUNNING"
+
+
+def test_a_resume_not_picked_up_yet_is_waited_for(clock: FakeClock, tmp_path) -> None:
+    """oned's LCM queue holds the resume 8 s: the VM stays UNKNOWN, and that is not a failure."""
+    w = World(fake_cloud(clock, timing=OnedTiming(lcm_base=8.0)), clock, str(tmp_path / "state"))
+    try:
+        host = _host_with_vms(w, 3)
+        w.outage(host)
+        seen: List[str] = []
+        w.door.before_look = lambda: seen.append(w.state(0))
+        with w.engine(Timing(poll_interval=1, pickup_grace=20)) as engine:
+            report = engine.recover_host(host)
+        assert report.exit_code == 0 and w.lines(logging.ERROR) == [] and w.lines(logging.WARNING) == []
+        assert sorted(w.resumes()) == [0, 1, 2]  # each once: 8 s is within the pick-up grace
+        assert seen.count("ACTIVE/UNKNOWN") >= 7  # looked at it UNKNOWN for 7+ s after the resume
+        assert all(r.outcome == Outcome.RUNNING for r in report.results.values())
+    finally:
+        w.cloud.timeline.stop()
+
+
+def test_a_resume_held_past_the_grace_is_sent_again_harmlessly(clock: FakeClock, tmp_path) -> None:
+    w = World(fake_cloud(clock, timing=OnedTiming(lcm_base=30.0)), clock, str(tmp_path / "state"))
+    try:
+        host = _host_with_vms(w, 1)
+        w.outage(host)
+        with w.engine(Timing(poll_interval=1, pickup_grace=20)) as engine:
+            report = engine.recover_host(host)
+        assert report.exit_code == 0 and w.lines(logging.ERROR) == []
+        assert w.resumes() == [0, 0] and w.state(0) == "ACTIVE/RUNNING"
+        # oned ran the first, and dropped the second as a duplicate: nothing applied twice.
+        assert any("restart_action, VM in a wrong state." in line for line in w.cloud.vm_log[0])
+        assert report.results[0].attempts == 1
+    finally:
+        w.cloud.timeline.stop()
+
+
+def test_a_dropped_resume_is_sent_again(clock: FakeClock, tmp_path) -> None:
+    """7.4.0's VM 81: resume accepted while UNKNOWN, the host's first (full sync) report queued
+    just before it powers the VM off, the LCM runs the resume in SHUTDOWN_POWEROFF and drops it."""
+    timing = OnedTiming(lcm_base=2.0, lcm_service=0.1, dm_delay=0.5)
+    w = World(fake_cloud(clock, timing=timing, v7=True), clock, str(tmp_path / "state"))
+    try:
+        host = _host_with_vms(w, 1)
+        w.outage(host)
+        w.cloud.reconcile(host, running=set(), sync=True, wait=False)  # queued before our resume
+        with w.engine(Timing(poll_interval=1, pickup_grace=60)) as engine:
+            report = engine.recover_host(host)
+        assert any("restart_action, VM in a wrong state." in line for line in w.cloud.vm_log[0])
+        assert w.resumes() == [0, 0]
+        assert report.exit_code == 0 and w.lines(logging.ERROR) == []
+        assert w.state(0) == "ACTIVE/RUNNING"
+        [again] = [line for line in w.lines(logging.INFO) if "sending the resume again" in line]
+        assert "may have dropped it" in again and "s after the call" in again  # alone: after pickup_grace
+    finally:
+        w.cloud.timeline.stop()
+
+
+def test_a_dropped_resume_is_known_once_a_later_one_has_run(clock: FakeClock, tmp_path) -> None:
+    """oned's LCM queue is first in, first out: once a resume sent after VM 0's was accepted has
+    run (VM 1 seen booting), VM 0's has run too; still no mark of it: dropped. Sent again at once,
+    not after pickup_grace."""
+    timing = OnedTiming(lcm_base=2.0, lcm_service=0.1, dm_delay=0.5)
+    w = World(fake_cloud(clock, timing=timing), clock, str(tmp_path / "state"))
+    try:
+        host = _host_with_vms(w, 2)
+        w.outage(host)
+        w.cloud.late_report(0, wait=False)  # the monitor's POWEROFF for VM 0, queued first
+        with w.engine(Timing(max_parallel=1, poll_interval=1, pickup_grace=60)) as engine:
+            report = engine.recover_host(host)
+        assert report.exit_code == 0 and w.lines(logging.ERROR) == []
+        assert w.cloud.vm_log[0][-1].endswith("restart_action, VM in a wrong state.") or any(
+            "wrong state" in line for line in w.cloud.vm_log[0])
+        times = [t for t, vm_id, name, _ in w.cloud.action_log if name == "resume" and vm_id == 0]
+        assert len(times) == 2 and times[1] - times[0] < 10, times
+        assert any("oned has run a resume sent after it: dropped" in line for line in w.lines(logging.INFO))
+        assert [t for t, vm_id, name, _ in w.cloud.action_log if name == "resume" and vm_id == 1] \
+            and w.resumes().count(1) == 1
+        assert w.state(0) == w.state(1) == "ACTIVE/RUNNING"
+    finally:
+        w.cloud.timeline.stop()
+
+
+def test_powered_off_again_by_a_late_report_is_resumed_again(world: World) -> None:
+    """A monitor report taken before the deploy lands after it: RUNNING -> POWEROFF (monitor).
+    From POWEROFF the resume opened a new record, so oned shows it ran: one attempt spent."""
+    host = _host_with_vms(world, 1)
+    world.outage(host)
+    world.cloud.reconcile(host, running=set())  # gone: POWEROFF (monitor)
+    bounced: List[int] = []
+
+    def look() -> None:
+        if world.state(0) == "ACTIVE/RUNNING" and not bounced:
+            bounced.append(0)
+            world.cloud.late_report(0)
+
+    world.door.before_look = look
+    with world.engine(Timing(poll_interval=1)) as engine:
+        report = engine.recover_host(host)
+    assert bounced and world.resumes() == [0, 0]
+    assert report.exit_code == 0 and world.lines(logging.ERROR) == []
+    assert report.results[0].outcome == Outcome.RUNNING and report.results[0].attempts == 2
+    assert any("late monitor report powered the VM off again" in line for line in world.lines(logging.INFO))
+
+
+@pytest.mark.parametrize("change, outcome", [
+    ("user-poweroff", Outcome.HANDLED), ("opt-out", Outcome.SKIPPED), ("lock", Outcome.LOCKED),
+    ("host-error", Outcome.HANDLED)])
+def test_the_policy_is_asked_again_before_a_retry(world: World, change: str, outcome: Outcome) -> None:
+    """A VM a user powers off, opts out or locks during the retry delay is never resumed again."""
+    host = _host_with_vms(world, 1)
+    world.outage(host)
+    world.cloud.fail_deploys(1, vm_id=0)
+    looks = []
+
+    def meanwhile() -> None:
+        if world.deploy_failed(0) and not looks:  # during the retry delay
+            looks.append(1)
+            if change == "user-poweroff":
+                world.act("poweroff", 0)
+                return
+            with world.cloud.lock:
+                if change == "opt-out":
+                    world.cloud.tables.vms[0].user_template.append(("ONE_HOOKS_RECOVER", "NO"))
+                elif change == "lock":
+                    world.cloud.tables.vms[0].lock = 2
+                else:
+                    world.cloud.host_error(host)
+
+    world.door.before_look = meanwhile
+    with world.engine(Timing(poll_interval=1, retry_delay=10)) as engine:
+        report = engine.recover_host(host)
+    assert world.resumes() == [0]
+    assert report.results[0].outcome == outcome, report.results[0]
+    if change == "user-poweroff":
+        assert world.state(0) == "POWEROFF/LCM_INIT" and "user" in report.results[0].reason
+    record = Ledger(world.state_dir, wall=world.clock).get(0)
+    if change == "host-error":
+        # Left to host-reconnect, with the attempt it made counted: it carries on when the host is back.
+        assert "stopped carrying it" in report.results[0].reason
+        assert record.applied == 1 and record.before is not None and not record.final
+    else:
+        assert record == Attempts(0)
+
+
+def _resumed_by_a_dead_process(world: World, vm_id: int, who: str) -> None:
+    """The ledger's record and carry claim of a resume made by a process that then died."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ledger = Ledger(world.state_dir, wall=world.clock)
+    ledger.sent(vm_id, f"{who}[{dead.pid}]", Snapshot.of(world.door.vm_info(vm_id), world.clock()))
+    (Path(world.state_dir) / "carry").mkdir(exist_ok=True)
+    (Path(world.state_dir) / "carry" / f"vm-{vm_id}.claim").write_bytes(
+        claims.encode_carry(dead.pid, 1, "gone", world.clock() + 1000, who))
+
+
+def test_a_run_takes_over_from_one_that_died(world: World) -> None:
+    """The process that resumed the VM was killed (onehem's TIMEOUT, OOM): the next one judges
+    its last resume from the ledger's evidence and carries on within the attempts left."""
+    host = _host_with_vms(world, 1)
+    world.outage(host)
+    world.cloud.fail_deploys(1, vm_id=0)
+    _resumed_by_a_dead_process(world, 0, "vm-unknown")
+    world.cloud.action("resume", 0)  # the dead process's resume: its deploy fails
+    world.clock.settle()
+    assert world.state(0) == "ACTIVE/UNKNOWN"
+    with world.engine(Timing(poll_interval=1, retry_delay=10)) as engine:
+        report = engine.recover_host(host)
+    assert report.exit_code == 0 and world.lines(logging.ERROR) == []
+    assert world.resumes() == [0, 0] and world.state(0) == "ACTIVE/RUNNING"
+    assert report.results[0].attempts == 2
+    assert "carrying on from vm-unknown[" in world.out.getvalue()
+
+
+def test_a_vm_carried_by_another_live_run_is_left_to_it(clock: FakeClock, tmp_path) -> None:
+    w = World(fake_cloud(clock, timing=OnedTiming(lcm_base=5.0)), clock, str(tmp_path / "state"))
+    try:
+        host = _host_with_vms(w, 1)
+        w.outage(host)
+        first = w.engine(Timing(poll_interval=1))
+        host_now = w.door.host_info(host)
+        decision = decide(w.door.vm_info(0), host_now, Settings())
+        carried = first._act(host_now, decision)  # resumed, not run yet: `first` carries it
+        assert carried is not None and w.resumes() == [0]
+        with w.engine(Timing(poll_interval=1)) as second:
+            report = second.recover_host(host)
+        assert report.results[0].outcome == Outcome.HANDLED
+        assert f"left to recover (pid {os.getpid()}), which resumed it" in report.results[0].reason
+        assert w.resumes() == [0] and report.exit_code == 0
+        first.close()
+    finally:
+        w.cloud.timeline.stop()
 
 
 def test_two_runs_at_once_resume_each_vm_once(world: World) -> None:
@@ -362,12 +651,12 @@ def test_action_refused_because_someone_else_acted(world: World) -> None:
 
 
 def test_not_running_in_time(world: World) -> None:
-    slow = Cloud(boot_seconds=3600)
+    clock = FakeClock()
+    slow = fake_cloud(clock, boot_seconds=3600)
     try:
-        w = World(slow, world.state_dir)
+        w = World(slow, clock, world.state_dir)
         host = _host_with_vms(w, 1)
         w.outage(host)
-        w.clock.sleep = lambda s: setattr(w.clock, "now", w.clock.now + s)  # type: ignore[method-assign]
         with w.engine(Timing(wait_running=10, tier_timeout=5, poll_interval=1)) as engine:
             report = engine.recover_host(host)
         assert report.results[0].outcome == Outcome.TIMEOUT
@@ -389,10 +678,10 @@ def test_settle_window_picks_up_late_reconciliation(world: World) -> None:
     def late(seconds: float) -> None:
         looks.append(seconds)
         world.clock.now += seconds
+        world.clock.settle()
         if len(looks) == 2:
             # The next full sync says VM 1 is gone after all.
             world.cloud.reconcile(host, running={0})
-        world.cloud.timeline.wait_idle(5)
 
     world.clock.sleep = late  # type: ignore[method-assign]
     timing = Timing(settle_seconds=30, settle_interval=10, poll_interval=1)
@@ -449,7 +738,8 @@ def test_state_dir_not_writable_is_one_clear_error(world: World, tmp_path) -> No
     blocker.write_text("a file where the state directory should be\n")
     ledger = Ledger(str(blocker / "state"))
     with pytest.raises(ConfigError, match="state_dir"):
-        ledger.record(1, "test")
+        ledger.sent(1, "test", Snapshot(VmState.ACTIVE, LcmState.UNKNOWN, 0, 0, HistoryAction.NONE,
+                                        0, 0, "", 1000.0))
     with pytest.raises(ConfigError, match="state_dir"):
         with ledger.host_lock(0, 1):
             pass
@@ -487,9 +777,9 @@ def test_settle_window_resumes_a_vm_that_goes_down_again(world: World) -> None:
     def late(seconds: float) -> None:
         looks.append(seconds)
         world.clock.now += seconds
+        world.clock.settle()
         if len(looks) in (2, 4):  # VM 1 vanishes, is brought back, then vanishes again
             world.cloud.reconcile(host, running={0})
-        world.cloud.timeline.wait_idle(5)
 
     world.clock.sleep = late  # type: ignore[method-assign]
     timing = Timing(settle_seconds=60, settle_interval=10, poll_interval=1)
@@ -498,3 +788,22 @@ def test_settle_window_resumes_a_vm_that_goes_down_again(world: World) -> None:
     assert world.resumes() == [1, 1], (looks, world.out.getvalue())
     assert report.results[1].outcome == Outcome.RUNNING
     assert world.state(1) == "ACTIVE/RUNNING"
+
+
+def test_the_settle_window_carries_on_a_resume_its_first_pass_left_behind(world: World) -> None:
+    """7.4.0's VM 81: resumed while UNKNOWN, then POWEROFF (monitor) and its resume dropped. The
+    watcher used to see a candidate 'already resumed 1 time(s)' every look and leave it down; now,
+    the process that resumed it being gone, it judges that resume from the ledger and resumes again."""
+    host = world.cloud.add_host("node1")
+    vm = world.cloud.add_vm("vm81", host)
+    world.outage(host)
+    _resumed_by_a_dead_process(world, vm, "host-reconnect")
+    world.cloud.late_report(vm)  # POWEROFF by the monitor; the resume never ran
+    assert world.state(vm) == "POWEROFF/LCM_INIT"
+    timing = Timing(settle_seconds=120, settle_interval=10, poll_interval=1, pickup_grace=60)
+    with world.engine(timing) as engine:
+        report = engine.watch_host(host)
+    assert world.resumes() == [vm] and world.state(vm) == "ACTIVE/RUNNING"
+    assert report.exit_code == 0 and report.results[vm].outcome == Outcome.RUNNING
+    out = world.out.getvalue()
+    assert "carrying on from host-reconnect[" in out and "already resumed" not in out

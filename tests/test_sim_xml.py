@@ -55,11 +55,16 @@ def _outage_cloud(sim) -> Dict[str, int]:
     ids["vm"] = sim.add_vm("web", ids["host"], {"AUTOSTART": "yes", "LABELS": "prod"})
     ids["gone"] = sim.add_vm("db", ids["host"])
     ids["elsewhere"] = sim.add_vm("cache", ids["other"])
+    ids["failed"] = sim.add_vm("batch", ids["host"])
     ids["hook"] = sim.add_hook(HOOK)
     sim.lock_vm(ids["vm"], 1)
     sim.host_error(ids["host"])
     sim.host_monitored(ids["host"])
-    sim.reconcile(ids["host"], running={ids["vm"]})
+    # A full sync: its "missing" VMs are applied even inside 7.4's 30 s window after a deploy.
+    sim.reconcile(ids["host"], running={ids["vm"]}, sync=True)
+    sim.fail_deploys(1, vm_id=ids["failed"])
+    sim.cloud.action("resume", ids["failed"])  # from POWEROFF: a new record, ACTION 11, ERROR
+    assert sim.settle(10)
     sim.host_error(ids["host"])
     assert sim.settle(10)
     return ids
@@ -92,6 +97,11 @@ def test_every_answer_kind_validates_against_the_7_4_xsds(make_sim: Callable) ->
     answers = _answers(sim, ids)
     for xsd, xml in answers.items():
         assert_valid(xml, xsd)
+    failed = xmlrpc.client.ServerProxy(sim.endpoint).one.vm.info(sim.session, ids["failed"])[1]
+    assert_valid(failed, "vm.xsd")
+    record = etree.fromstring(failed.encode()).xpath("HISTORY_RECORDS/HISTORY[SEQ=1]")[0]
+    assert record.findtext("ACTION") == "11" and record.findtext("RETIME") != "0"
+    assert "DEPLOY" in etree.fromstring(failed.encode()).findtext("USER_TEMPLATE/ERROR")
     # The hook ran, so hook.info carried a real execution record through validation.
     assert etree.fromstring(answers["hook.xsd"].encode()).find("HOOKLOG/HOOK_EXECUTION_RECORD") is not None
     payloads = [e for e in sim.events if e.hook_ids or e.resource == "HOST"]

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from one_hooks.errors import OneHooksError, PayloadError
 from one_hooks.hooks import settings_cache, triage, verdicts
 from one_hooks.hooks.triage import Unsure, vm_facts
-from one_hooks.hooks.verdicts import VmFacts, left_to_host_hook, left_to_watcher
+from one_hooks.hooks.verdicts import VmFacts, left_to_carrier, left_to_host_hook, left_to_watcher
 from one_hooks.logline import one_line
 from one_hooks.oned import xmlparse
-from one_hooks.oned.model import HistoryAction, HostState, LcmState, Vm, VmState
+from one_hooks.oned.model import HistoryAction, HostState, Vm, VmState
 from one_hooks.recovery import claims
 from tests.test_fuzz_mutations import mutants
 from tests.test_fuzz_payload import SEEDS_XML, VM_XML, XML_TOKENS, _hook_config
@@ -39,7 +39,7 @@ SHIMS = REPO / "remotes" / "hooks" / "one-hooks"
 
 def test_its_numbers_are_opennebulas() -> None:
     assert verdicts.VM_STATE_POWEROFF == VmState.POWEROFF
-    assert verdicts.LCM_BOOT_UNKNOWN == LcmState.BOOT_UNKNOWN
+    assert verdicts.HISTORY_ACTION_RESUME == HistoryAction.RESUME
     assert verdicts.HISTORY_ACTION_MONITOR == HistoryAction.MONITOR
     assert verdicts.HOST_MONITORED == HostState.MONITORED
     assert verdicts.HOST_STATE_NAMES == {int(m): m.name for m in HostState}
@@ -139,15 +139,34 @@ def test_a_claim_ending_within_one_look_or_none_decides_nothing() -> None:
     assert left_to_watcher("vm-unknown", _vm(), 1000.0, 10.0, None) is None
 
 
-def test_retries_user_poweroffs_and_undeployed_vms_are_the_full_hooks() -> None:
+def test_user_poweroffs_and_undeployed_vms_are_the_full_hooks() -> None:
     claim = (4242, 5000.0)
-    assert left_to_watcher("vm-unknown", _vm(prev_lcm_state=19), 1000.0, 10.0, claim) is None
     assert left_to_watcher("vm-unknown", _vm(host_id=None), 1000.0, 10.0, claim) is None
     user_off = _vm(state=8, lcm_state=0, action=int(HistoryAction.POWEROFF))
     assert left_to_watcher("vm-poweroff", user_off, 1000.0, 10.0, claim) is None
     assert left_to_host_hook("vm-poweroff", user_off, "node-2", 3) is None
     lost = _vm(state=8, lcm_state=0, action=44)
     assert left_to_watcher("vm-poweroff", lost, 1000.0, 10.0, claim) is not None
+
+
+def test_a_failed_deploys_event_is_left_to_the_watcher_too() -> None:
+    """Issue 9: the process that resumed a VM retries its failed deploys; when that process is
+    gone, the watcher carries on (it used to be vm-unknown's job, which never fires for POWEROFF)."""
+    assert left_to_watcher("vm-unknown", _vm(prev_lcm_state=19), 1000.0, 10.0, (4242, 5000.0)) is not None
+
+
+def test_the_events_a_carried_resume_causes_are_left_to_its_carrier() -> None:
+    carrier = (4243, "tok", "host-reconnect")
+    failed = _vm(prev_lcm_state=19)
+    assert left_to_carrier("vm-unknown", failed, carrier) == \
+        "vm-unknown: VM 7 (web): left to host-reconnect (pid 4243), which resumed it"
+    failed_from_poweroff = _vm(state=8, lcm_state=0, action=int(HistoryAction.RESUME))
+    assert left_to_carrier("vm-poweroff", failed_from_poweroff, carrier) is not None
+    assert left_to_carrier("vm-poweroff", _vm(state=8, lcm_state=0, action=44), carrier) is not None
+    user_off = _vm(state=8, lcm_state=0, action=int(HistoryAction.POWEROFF))
+    assert left_to_carrier("vm-poweroff", user_off, carrier) is None  # "nothing to do", as ever
+    assert left_to_carrier("vm-unknown", failed, None) is None
+    assert left_to_carrier("vm-unknown", _vm(host_id=None), carrier) is None
 
 
 def test_a_host_still_down_leaves_the_vm_to_host_reconnect() -> None:
@@ -240,6 +259,35 @@ def test_a_watched_host_costs_no_oned_call(tmp_path: Path, sim) -> None:
     # The watcher is gone: its claim counts for nothing, oned is asked again.
     proc = _shim("vm-unknown", payload, env)
     assert "is ERROR: left to host-reconnect" in proc.stdout.decode()
+
+
+def test_a_carried_vms_failed_deploy_event_costs_no_oned_call(tmp_path: Path, sim) -> None:
+    """The vm-unknown its own failed deploy fires (PREV_LCM_STATE=19) is left to the live process
+    that resumed the VM, from the first look, without asking oned or loading anything heavy."""
+    _outage(sim)
+    config = _hook_config(tmp_path, sim)
+    env = _env(tmp_path, config)
+    payload = base64.b64encode(SEEDS_XML["vm-unknown-prev-boot-unknown"])
+    assert _shim("vm-unknown", payload, env).returncode == 0  # leaves the snapshot
+    carrier = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], cwd=REPO, env=env)
+    try:
+        start = claims.start_time(carrier.pid)
+        assert start is not None
+        (tmp_path / "state" / "carry").mkdir(parents=True, exist_ok=True)
+        Path(claims.carry_path(str(tmp_path / "state"), 0)).write_bytes(
+            claims.encode_carry(carrier.pid, start, "t", time.time() + 120, "host-reconnect"))
+        calls = sum(sim.calls.values())
+        proc = subprocess.run([sys.executable, "-c", PROBE, "vm-unknown"], input=payload,
+                              capture_output=True, timeout=60, env=env, cwd=REPO)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.decode() == (f"vm-unknown: VM 0 (vm-outage-test): left to host-reconnect "
+                                        f"(pid {carrier.pid}), which resumed it\n")
+        assert "HEAVY -" in proc.stderr.decode()
+        assert sum(sim.calls.values()) == calls
+    finally:
+        carrier.kill()
+        carrier.wait()
+    assert sim.action_log == []
 
 
 def test_an_edited_config_is_read_again(tmp_path: Path, sim) -> None:

@@ -6,12 +6,17 @@
   process (``--watch-host``): onehem runs at most 10 hooks at once, and 50
   hosts coming back together must not wait minutes for each other's windows.
 * ``vm-unknown`` (VM, ON=UNKNOWN): host not MONITORED -> left to
-  host-reconnect; otherwise gate and resume. ``PREV_LCM_STATE=19``
-  (BOOT_UNKNOWN: a resume whose deploy failed came back) is retried at most
-  ``[recovery] attempts`` times, waiting ``retry_delay`` doubling, then given
-  up with one line and exit 1.
+  host-reconnect; otherwise gate and resume.
 * ``vm-poweroff`` (VM, STATE=POWEROFF, LCM_STATE=LCM_INIT): acts only when the
-  last history ACTION is ``monitor`` (the VM vanished in the outage).
+  last history ACTION is ``monitor`` (the VM vanished in the outage), or
+  ``resume`` for a VM whose recovery a process that died left half done.
+
+The process that resumes a VM carries it to its outcome (RUNNING, or gave up
+after ``[recovery] attempts`` failed deploys, or not RUNNING in time), trying
+a failed deploy again itself. The VM events its resume causes (vm-unknown with
+``PREV_LCM_STATE=19`` after a failed deploy, vm-poweroff after one from
+POWEROFF or after a late monitor report) find it carried and leave the VM to
+that process with one line; if it died, they carry on within the attempts left.
 
 Input: the base64 ``$TEMPLATE`` on stdin (``ARGUMENTS_STDIN=yes``) or as the
 first argument. Output: one line per decision on stdout (oned keeps it for
@@ -31,20 +36,17 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 from .. import audit
 from ..audit import Reporter
-from ..config import Config
-from ..errors import EXIT_FAILED, EXIT_OK, OneHooksError, PayloadError
-from ..oned.model import HistoryAction, Host, LcmState, Resource, Vm, VmState
+from ..config import Config, RecoverySection
+from ..errors import EXIT_OK, OneHooksError, PayloadError
+from ..oned.model import HistoryAction, Host, Resource, Vm, VmState
 from ..oned.payload import read_payload
 from ..oned.xmlparse import decode_payload, expect_resource
 from ..recovery import claims
 from . import settings_cache, verdicts
-
-if TYPE_CHECKING:  # the engine is imported only when a hook has work to do
-    from ..recovery.engine import Engine
 
 EVENTS = ("host-reconnect", "vm-unknown", "vm-poweroff")
 
@@ -124,21 +126,27 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     vm = expect_resource(payload, Resource.VM)
     out.line(f"{event}: VM {vm.id} ({vm.name}) is {vm.state_name}, was "
              f"{_prev_name(vm)}, last host {vm.hostname or '-'}")
-    if event == "vm-poweroff":
-        action = vm.history.action if vm.history else HistoryAction.NONE
-        if vm.state != VmState.POWEROFF or action != HistoryAction.MONITOR:
-            out.line(f"vm-poweroff: VM {vm.id}: last action {action.name.lower()}, not monitor: "
-                     "not powered off by an outage, nothing to do")
-            return EXIT_OK
     if vm.host_id is None:
         out.line(f"{event}: VM {vm.id}: never deployed, nothing to do")
         return EXIT_OK
-    # At power-back, host-reconnect watches the host: one process for the host's VMs
-    # instead of one recovery per VM event. The verdicts are the first look's (hooks.verdicts).
+    # The process that resumed the VM carries it: one process per VM's recovery, not
+    # one per event it causes. The verdicts are the first look's (hooks.verdicts).
     facts = _facts(vm)
     now = wall()
+    state_dir = config.recovery.state_dir
+    line = verdicts.left_to_carrier(event, facts, claims.live_carrier(state_dir, vm.id, now))
+    if line is not None:
+        out.line(line)
+        return EXIT_OK
+    if event == "vm-poweroff" and not _powered_off_by_outage(vm, config.recovery, wall):
+        action = vm.history.action if vm.history else HistoryAction.NONE
+        out.line(f"vm-poweroff: VM {vm.id}: last action {action.name.lower()}, not monitor: "
+                 "not powered off by an outage, nothing to do")
+        return EXIT_OK
+    # At power-back, host-reconnect watches the host: one process for the host's VMs
+    # instead of one recovery per VM event.
     line = verdicts.left_to_watcher(event, facts, now, config.recovery.settle_interval,
-                                  claims.live_claim(config.recovery.state_dir, vm.host_id, now))
+                                    claims.live_claim(state_dir, vm.host_id, now))
     if line is not None:
         out.line(line)
         return EXIT_OK
@@ -155,13 +163,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
     from ..recovery.engine import build_engine
     with build_engine(config, out, oned=oned, gate=gate, who=event, clock=clock, sleep=sleep,
                       wall=wall) as engine:
-        retry = event == "vm-unknown" and vm.prev_lcm_state == LcmState.BOOT_UNKNOWN
-        if retry and not _wait_for_retry(vm, engine, out, wall, sleep):
-            _keep(config, host.id, host.name, _gave_up(vm, engine), event, wall(), out)
-            return EXIT_FAILED
-        # After a retry wait the host is read again; otherwise the read above is fresh.
-        report = engine.recover_host(host.id, only=[vm.id], retry=retry,
-                                     known_host=None if retry else host)
+        report = engine.recover_host(host.id, only=[vm.id], known_host=host)
     out.line(f"{event}: VM {vm.id}: {report.summary()}")
     _keep(config, host.id, host.name, report, event, wall(), out)
     return report.exit_code
@@ -175,16 +177,23 @@ def _keep(config: Config, host_id: int, host_name: str, report: Any, by: str, no
     records.keep(config.recovery, host_id, host_name, report, by, now, out, begun)
 
 
-def _gave_up(vm: Vm, engine: Engine) -> Any:
-    """A report holding the one outcome of a VM whose failed deploys used up its attempts."""
-    from ..recovery.report import Outcome, Report, VmResult
+def _powered_off_by_outage(vm: Vm, section: RecoverySection, wall: Callable[[], float]) -> bool:
+    """POWEROFF by the monitor, or by a failed resume whose recovery nobody alive carries on."""
+    action = vm.history.action if vm.history else HistoryAction.NONE
+    if vm.state != VmState.POWEROFF:
+        return False
+    if action == HistoryAction.MONITOR:
+        return True
+    if action != HistoryAction.RESUME:
+        return False
+    from ..recovery.ledger import Ledger
 
-    attempts = engine.ledger.get(vm.id).count
-    report = Report()
-    report.add(VmResult(vm.id, vm.name, vm.hostname, vm.state_name, vm.state_name, Outcome.GAVE_UP,
-                        f"gave up after {attempts} resume attempts whose deploy failed; fix the host, "
-                        f"then 'onevm resume {vm.id}'", attempts))
-    return report
+    ledger = Ledger.from_section(section, wall=wall)
+    try:
+        record = ledger.get(vm.id)
+    finally:
+        ledger.close()
+    return record.before is not None and not record.final
 
 
 def watcher_argv(host_id: int, config: Config) -> List[str]:
@@ -277,24 +286,6 @@ def watch(host_id: int, config: Config, out: Reporter) -> int:
     if len(names) == 1:  # the host's name, as the runs of the window saw it
         _keep(config, host_id, names.pop(), report, "host-reconnect-watch", time.time(), out)
     return report.exit_code
-
-
-def _wait_for_retry(vm: Vm, engine: Engine, out: Reporter,
-                    wall: Callable[[], float], sleep: Callable[[float], None]) -> bool:
-    """Bound the failed-deploy loop: False (give up) once the attempts are spent."""
-    timing = engine.timing
-    attempts = engine.ledger.get(vm.id)
-    if attempts.count >= timing.attempts:
-        out.error(f"vm-unknown: VM {vm.id} ({vm.name}): gave up after {attempts.count} resume "
-                  f"attempts whose deploy failed on {vm.hostname}; fix the host, then "
-                  f"'onevm resume {vm.id}' (or onehook retry)")
-        return False
-    delay = attempts.next_due(timing.retry_delay) - wall()
-    if delay > 0:
-        out.line(f"vm-unknown: VM {vm.id}: deploy failed (attempt {attempts.count} of "
-                 f"{timing.attempts}); next attempt in {delay:.0f} s")
-        sleep(delay)
-    return True
 
 
 def _facts(vm: Vm) -> "verdicts.VmFacts":

@@ -2,10 +2,13 @@
 
 An outage fires one VM hook per VM (``vm-unknown`` when the host goes
 ERROR, ``vm-poweroff`` when it comes back and reports its VMs gone), and
-onehem runs them ten at a time. Nearly all of them end the same two ways:
+onehem runs them ten at a time. Nearly all of them end one of three ways:
 
-* the VM's host is being watched by host-reconnect (a live claim,
-  :mod:`one_hooks.recovery.claims`): the VM is left to it;
+* the VM is carried by the live process that resumed it (a carry claim,
+  :mod:`one_hooks.recovery.claims`): the event is one its resume caused (a
+  failed deploy, a late monitor report), left to it;
+* the VM's host is being watched by host-reconnect (a watch claim): the VM
+  is left to it;
 * the VM's host is not MONITORED (it is still down): the VM is left to
   host-reconnect, which oned fires when the host returns.
 
@@ -40,7 +43,7 @@ from ..oned import xmltree
 from ..oned.payload import int_field, read_payload, unbase64
 from ..recovery import claims
 from . import settings_cache
-from .verdicts import VmFacts, left_to_host_hook, left_to_watcher, may_be_left
+from .verdicts import VmFacts, left_to_carrier, left_to_host_hook, left_to_watcher, may_be_left
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
@@ -117,8 +120,8 @@ def vm_facts(xml: bytes) -> VmFacts:
     for history in records.find_all("HISTORY") if records is not None else []:
         seq, hid = _int(history, "SEQ"), _int(history, "HID")
         action = _int(history, "ACTION", 0)
-        _int(history, "STIME", 0)
-        _int(history, "ETIME", 0)
+        for tag in ("STIME", "ETIME", "RSTIME", "RETIME"):
+            _int(history, tag, 0)
         if last is None or seq > last[0]:  # the highest SEQ; the first of equals
             last = (seq, hid, _text(history, "HOSTNAME") or "", action)
     return VmFacts(vm_id, _text(vm, "NAME") or "", state, lcm_state, prev_lcm_state,
@@ -173,9 +176,14 @@ def first_look(event: str, raw: bytes, settings: settings_cache.Settings,
                wall: "Callable[[], float]" = time.time) -> str:
     """The one line that settles this event; :class:`Unsure` when the full hook must decide."""
     vm = vm_facts(unbase64(raw))
-    if not may_be_left(event, vm) or vm.host_id is None:
+    if vm.host_id is None:
         raise Unsure("not a case for the first look")
     now = wall()
+    line = left_to_carrier(event, vm, claims.live_carrier(settings.state_dir, vm.id, now))
+    if line is not None:
+        return line
+    if not may_be_left(event, vm):
+        raise Unsure("not a case for the first look")
     line = left_to_watcher(event, vm, now, settings.settle_interval,
                            claims.live_claim(settings.state_dir, vm.host_id, now))
     if line is None:

@@ -1,9 +1,10 @@
 """The VM hooks' "left to ..." verdicts: pure, shared by the first look and the full hook.
 
-Two endings cover nearly every VM event of an outage: the VM's host is
-watched by host-reconnect (:func:`left_to_watcher`), or the host is not
-MONITORED yet and host-reconnect will fire when it is
-(:func:`left_to_host_hook`). The first look (:mod:`one_hooks.hooks.triage`)
+Three endings cover nearly every VM event of an outage: the VM is carried by
+the live process that resumed it (:func:`left_to_carrier`: the events its
+resume causes), the VM's host is watched by host-reconnect
+(:func:`left_to_watcher`), or the host is not MONITORED yet and
+host-reconnect will fire when it is (:func:`left_to_host_hook`). The first look (:mod:`one_hooks.hooks.triage`)
 reaches them from the payload and one cheap call; the full hook
 (:mod:`one_hooks.hooks.entry`) words them with these same functions, so the
 two cannot drift apart.
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
 # OpenNebula's numbers the verdicts decide on (the tests hold them equal to
 # the enums of one_hooks.oned.model, which this module must not import).
 VM_STATE_POWEROFF = 8
-LCM_BOOT_UNKNOWN = 19
+HISTORY_ACTION_RESUME = 11
 HISTORY_ACTION_MONITOR = 44
 HOST_MONITORED = 2
 HOST_STATE_NAMES = {
@@ -49,15 +50,33 @@ class VmFacts:
         self.action = action
 
 
+def left_to_carrier(event: str, vm: VmFacts, carrier: "Optional[Tuple[int, str, str]]") -> "Optional[str]":
+    """The line saying the VM is left to the live process that resumed it, or None.
+
+    ``carrier`` is ``(pid, token, who)`` of a live carry claim
+    (:func:`one_hooks.recovery.claims.live_carrier`). Its failed deploys fire
+    vm-unknown (``PREV_LCM_STATE=BOOT_UNKNOWN``) or vm-poweroff (last action
+    resume), a late monitor report vm-poweroff: that process deals with them.
+    """
+    if carrier is None or vm.host_id is None:
+        return None
+    if event == "vm-poweroff" and not (vm.state == VM_STATE_POWEROFF
+                                       and vm.action in (HISTORY_ACTION_MONITOR, HISTORY_ACTION_RESUME)):
+        return None
+    pid, _, who = carrier
+    return f"{event}: VM {vm.id} ({vm.name}): left to {who} (pid {pid}), which resumed it"
+
+
 def left_to_watcher(event: str, vm: VmFacts, now: float, settle_interval: float,
                     claim: "Optional[Tuple[int, float]]") -> "Optional[str]":
     """The line saying the VM is left to the host's watcher, or None (look further).
 
-    As the full hook: a ``vm-poweroff`` the monitor did not cause, a VM never
-    deployed and a failed deploy's retry (``PREV_LCM_STATE=BOOT_UNKNOWN``)
-    are not the watcher's; a claim ending within one look is not trusted.
+    As the full hook: a ``vm-poweroff`` the monitor did not cause and a VM
+    never deployed are not the watcher's; a claim ending within one look is
+    not trusted. A failed deploy's event is (when the process that resumed
+    the VM is gone, the watcher carries on within the attempts left).
     """
-    if not may_be_left(event, vm) or vm.prev_lcm_state == LCM_BOOT_UNKNOWN or claim is None:
+    if not may_be_left(event, vm) or claim is None:
         return None
     pid, until = claim
     if until <= now + settle_interval:
@@ -78,9 +97,7 @@ def may_be_left(event: str, vm: VmFacts) -> bool:
     """Whether the VM is one host-reconnect may take over at all.
 
     Not a VM never deployed, nor a ``vm-poweroff`` the monitor did not cause
-    (the full hook says "nothing to do" for those). A failed deploy's retry
-    (``PREV_LCM_STATE=BOOT_UNKNOWN``) may be: it is not left to a watcher,
-    but it waits for host-reconnect while its host is down.
+    (the full hook says "nothing to do" for those).
     """
     if vm.host_id is None:
         return False

@@ -13,7 +13,7 @@ As an operator would type them for ``onehook create``::
     ARGUMENTS       = "$TEMPLATE"
     ARGUMENTS_STDIN = "yes"
     REMOTE          = "no"
-    TIMEOUT         = "<settle + iSCSI deadline + wait_running + margin>"
+    TIMEOUT         = "<settle + iSCSI deadline + attempts x wait_running + retry delays + margin>"
 
     NAME            = "one-hooks-vm-unknown"
     TYPE            = "state"
@@ -47,6 +47,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import Config
 from ..oned.model import Hook
+from ..recovery.carry import carry_seconds
 
 #: Seconds added to every TIMEOUT: process start, oned round trips, logging.
 TIMEOUT_MARGIN = 60
@@ -98,18 +99,18 @@ def timeout_for(spec: HookSpec, config: Config) -> int:
     """TIMEOUT in seconds: longer than the longest run the configuration allows.
 
     onehem kills a hook at TIMEOUT (SIGTERM to its process group, code 255),
-    so it must exceed what the hook may legitimately take:
-    host-reconnect waits for the iSCSI gate, resumes and waits for RUNNING,
-    then keeps watching for the settle window; a VM hook waits for the gate,
-    possibly one retry delay, and RUNNING.
+    so it must exceed what the hook may legitimately take. Every hook waits
+    for the iSCSI gate, then carries the VMs it resumed to an outcome: up to
+    ``attempts`` waits for RUNNING (each at most ``wait_running``) with the
+    retry delays between them (``retry_delay``, doubling:
+    :func:`one_hooks.recovery.carry.carry_seconds`); host-reconnect may also
+    keep watching for the settle window (when it runs it inline).
     """
     gate = config.iscsi.deadline if config.iscsi.check else 0.0
-    recovery = config.recovery
+    r = config.recovery
+    total = gate + carry_seconds(r.attempts, r.wait_running, r.retry_delay)
     if spec.resource == "HOST":
-        total = recovery.settle_seconds + gate + recovery.wait_running
-    else:
-        longest_delay = recovery.retry_delay * (2 ** (recovery.attempts - 1))
-        total = gate + recovery.wait_running + longest_delay
+        total += r.settle_seconds
     return int(total) + TIMEOUT_MARGIN
 
 

@@ -208,7 +208,13 @@ class Resource(str, enum.Enum):
 
 @dataclass(frozen=True)
 class History:
-    """One ``HISTORY`` record: where a VM was placed and what ended that stay."""
+    """One ``HISTORY`` record: where a VM was placed and what ended that stay.
+
+    The times are oned's (whole seconds, 0 when unset). ``rstime``/``retime``
+    bound the stay's running part: oned sets RETIME when a deploy fails or the
+    VM is powered off, and resets it to 0 when a deploy succeeds; a resume
+    from POWEROFF opens a new record (SEQ + 1, STIME = RSTIME = then).
+    """
 
     seq: int
     host_id: int
@@ -216,6 +222,8 @@ class History:
     action: HistoryAction
     stime: int = 0
     etime: int = 0
+    rstime: int = 0
+    retime: int = 0
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,15 @@ class Vm:
         if self.state == VmState.ACTIVE:
             return f"ACTIVE/{self.lcm_state.name}"
         return self.state.name
+
+    @property
+    def error(self) -> str:
+        """``USER_TEMPLATE/ERROR``: oned's last error message for the VM ('' if none).
+
+        oned writes it on a failed deploy (``"<ctime>: DEPLOY: <message>"``)
+        and never clears it: only a change of its value tells something.
+        """
+        return self.user_attr("ERROR")
 
     def user_attr(self, name: str) -> str:
         """A USER_TEMPLATE attribute, looked up case-insensitively ('' if absent)."""

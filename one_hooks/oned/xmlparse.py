@@ -172,6 +172,8 @@ def _history(el: etree._Element) -> History:
         action=HistoryAction(_int(el, "ACTION", 0)),
         stime=_int(el, "STIME", 0),
         etime=_int(el, "ETIME", 0),
+        rstime=_int(el, "RSTIME", 0),
+        retime=_int(el, "RETIME", 0),
     )
 
 

@@ -1,15 +1,23 @@
-"""Watch claims: which host-reconnect process watches which host, until when.
+"""Claims: which process watches which host, and which process carries which VM.
 
-A claim is ``<state_dir>/watch/host-<ID>.claim`` holding one line ``PID UNTIL``
-(``UNTIL`` in wall-clock seconds; plain text, because ``json`` would cost every
-VM hook the import of ``re``). The :class:`~one_hooks.recovery.ledger.Ledger` writes
-claims; VM hooks read them, most of them in the hook's first look
-(:mod:`one_hooks.hooks.triage`), before anything heavy is imported. So this module
-imports only ``os``, and returns plain tuples.
+A watch claim is ``<state_dir>/watch/host-<ID>.claim`` holding one line
+``PID UNTIL`` (``UNTIL`` in wall-clock seconds): a host-reconnect process
+watches the host until then. A carry claim is ``<state_dir>/carry/vm-<ID>.claim``
+holding ``PID START TOKEN UNTIL WHO``: the process that resumed the VM carries
+it to a final outcome (RUNNING, gave up, timeout), and other hook processes
+leave the VM to it. Plain text, because ``json`` would cost every VM hook the
+import of ``re``. The :class:`~one_hooks.recovery.ledger.Ledger` writes claims;
+VM hooks read them, most of them in the hook's first look
+(:mod:`one_hooks.hooks.triage`), before anything heavy is imported. So this
+module imports only ``os``, and returns plain tuples.
 
-A claim counts only while its time is not over and its process is a live
-one-hooks process: a crashed watcher must never leave VMs unattended, and a
-recycled PID running something else proves nothing.
+A claim counts only while its time is not over and its process is alive: a
+crashed watcher or carrier must never leave VMs unattended. A watch claim's
+process must be a one-hooks process (a recycled PID running something else
+proves nothing); a carry claim also names the process's start time (field 22
+of ``/proc/PID/stat``), which a recycled PID does not share, and a ``TOKEN``
+telling apart several carriers inside one process (threads of a test, or
+``one-hooks recover`` over many hosts).
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
     from typing import Optional, Tuple
 
 WATCH_DIR = "watch"
+CARRY_DIR = "carry"
 
 
 def claim_name(host_id: int) -> str:
@@ -70,3 +79,63 @@ def alive(pid: int) -> bool:
         except PermissionError:
             return True
         return True
+
+
+# --- carry claims ---------------------------------------------------------------
+
+
+def carry_name(vm_id: int) -> str:
+    """The file name of the carry claim on ``vm_id`` (inside ``<state_dir>/carry``)."""
+    return f"vm-{int(vm_id)}.claim"
+
+
+def carry_path(state_dir: str, vm_id: int) -> str:
+    """Where the carry claim on ``vm_id`` lives."""
+    return os.path.join(state_dir, CARRY_DIR, carry_name(vm_id))
+
+
+def encode_carry(pid: int, start: int, token: str, until: float, who: str) -> bytes:
+    """The content of a carry claim: process ``pid`` (started at ``start``) carries the VM."""
+    words = (str(int(pid)), str(int(start)), token, repr(float(until)), who)
+    if any(not w or any(c.isspace() for c in w) for w in words):
+        raise ValueError(f"carry claim words must be non-empty and without spaces: {words!r}")
+    return (" ".join(words) + "\n").encode("ascii")
+
+
+def live_carrier(state_dir: str, vm_id: int, now: float,
+                 own_tokens: "frozenset[str] | set[str]" = frozenset()) -> "Optional[Tuple[int, str, str]]":
+    """``(pid, token, who)`` of the live process carrying ``vm_id`` at wall time ``now``, else None.
+
+    A claim of this very process counts only if its token is in
+    ``own_tokens`` (the carriers still running here). Unreadable or malformed: none.
+    """
+    try:
+        with open(carry_path(state_dir, vm_id), "rb") as fh:
+            pid_text, start_text, token_b, until_text, who_b = fh.read(400).split()
+        pid, start, until = int(pid_text), int(start_text), float(until_text)
+        token, who = token_b.decode("ascii"), who_b.decode("ascii")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not until < float("inf") or until <= now or pid <= 0:
+        return None
+    if pid == os.getpid():
+        return (pid, token, who) if token in own_tokens else None
+    started = start_time(pid)
+    if started is None:  # no /proc to read: fall back to "a one-hooks process has that PID"
+        return (pid, token, who) if not os.path.isdir("/proc/self") and alive(pid) else None
+    return (pid, token, who) if started == start else None
+
+
+def start_time(pid: int) -> "Optional[int]":
+    """When process ``pid`` started (clock ticks since boot), None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as fh:
+            data = fh.read()
+        fields = data.rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    try:
+        # After "(comm)": state is field 3, starttime field 22 (proc(5)).
+        return None if fields[0] == b"Z" else int(fields[19])
+    except (IndexError, ValueError):
+        return None

@@ -1,12 +1,14 @@
-"""Carry out a recovery plan: lock, gate, re-check, resume in order, wait, report.
+"""Carry out a recovery plan: lock, gate, re-check, resume in order, carry each VM to an outcome.
 
 The engine receives its doors as parameters: ``oned`` (anything with
 ``host_info``, ``vm_info``, ``vm_pool``, ``vm_action``, like
 :class:`one_hooks.oned.client.Oned`), ``gate`` (anything with
 ``wait_healthy(host_name)``, like :class:`one_hooks.node.gate.Gate`; ``None`` when
 ``[iscsi] check = no``), a :class:`~one_hooks.recovery.ledger.Ledger`, a
-:class:`~one_hooks.audit.Reporter`, and the clock and sleep. Decisions come
-from :mod:`one_hooks.recovery.policy`; this module sequences them.
+:class:`~one_hooks.audit.Reporter`, and the clocks and sleep. Decisions come
+from :mod:`one_hooks.recovery.policy` (which VMs), :mod:`~one_hooks.recovery.evidence`
+(what became of a resume) and :mod:`~one_hooks.recovery.carry` (what next);
+this module sequences them.
 
 Order of a host's recovery:
 
@@ -17,18 +19,22 @@ Order of a host's recovery:
 3. iSCSI gate once per host and run; not HEALTHY -> no resume, exit 1;
 4. per priority tier, under the host lock: re-read the tier's VMs (one VM
    info, or one pool read for several), decide again (oned is the source of
-   truth), resume, count the attempt in the ledger; transient errors are
-   retried after re-reading the VM; the lock is released before waiting;
-5. wait for the tier to be RUNNING (or ``tier_timeout``), then the next tier;
+   truth), leave a VM another live process carries to it, resume the others,
+   recording in the ledger the evidence read just before each call; the lock
+   is released before waiting;
+5. carry the tier's VMs (or ``tier_timeout``), then the next tier: each look
+   judges every VM from oned's evidence against its snapshot. oned runs a
+   resume seconds after accepting it (its LCM queue), so a VM still in the
+   state it was resumed from is waited for, never called failed; a failed
+   deploy (back with a new RETIME or DEPLOY error) is tried again after
+   ``retry_delay`` (doubling) up to ``attempts``; a resume oned dropped or a VM
+   a late monitor report powered off is resumed again; every re-send re-reads
+   the VM and the host under the host lock and asks the policy again;
 6. the settle window (``settle_seconds``): host-reconnect runs it in a
    detached watcher process (:meth:`Engine.watch_host`), or inline when asked.
 
 Hosts recovered in one run share the ``max_parallel`` workers and one pool
-snapshot. A resume is sent once (a lost answer is checked by re-reading, not
-by re-sending); a deploy that fails sends the VM back to UNKNOWN and fires the
-UNKNOWN hook again, whose bounded retries live in ``hooks.entry``. Besides
-sequencing, the engine reads the outcome of a resume from the VM's state
-(RUNNING, back in an outage state, FAILED).
+snapshot. A lost answer is checked by re-reading, not by re-sending at once.
 """
 from __future__ import annotations
 
@@ -37,69 +43,33 @@ import itertools
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..audit import Reporter
 from ..config import Config
-from ..errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound, OneHooksError
-from ..oned.model import Host, HostState, LcmState, Vm, VmState
-from .ledger import Ledger, episode_seconds
-from .policy import Action, Decision, Settings, decide, is_outage_state, lock_hint, plan
+from ..errors import OnedError, OnedNotFound, OneHooksError
+from ..oned.model import Host, HostState, Vm
+from .carry import Progress
+from .ledger import Attempts, Ledger
+from .policy import Action, Decision, Settings, decide, is_failed_resume, is_outage_state, plan
 from .report import Outcome, Report, VmResult
+from .resume import PICKUP_GRACE, Resumer, Timing, _Carried
 
-__all__ = ["Engine", "Timing", "build_engine", "id_range"]
+__all__ = ["Engine", "Timing", "build_engine", "id_range", "PICKUP_GRACE"]
 
+class Engine(Resumer):
+    """One recovery run (a hook process or one ``one-hooks recover``).
 
-@dataclass(frozen=True)
-class Timing:
-    """Bounds and pacing of one recovery run (seconds unless said otherwise)."""
-
-    max_parallel: int = 8
-    wait_running: float = 300.0
-    tier_timeout: float = 300.0
-    settle_seconds: float = 0.0
-    settle_interval: float = 10.0
-    poll_interval: float = 1.0
-    call_retries: int = 4
-    call_retry_delay: float = 1.0
-    lock_timeout: float = 600.0
-    attempts: int = 3
-    retry_delay: float = 10.0
-
-    @classmethod
-    def from_config(cls, config: Config, settle: bool = False) -> "Timing":
-        """Timing from ``[recovery]`` and ``[oned]``; ``settle`` only for host-reconnect."""
-        r = config.recovery
-        return cls(
-            max_parallel=r.max_parallel, wait_running=r.wait_running, tier_timeout=r.tier_timeout,
-            settle_seconds=r.settle_seconds if settle else 0.0, settle_interval=r.settle_interval,
-            # Looks for RUNNING: often enough to pace tiers, rare enough to keep oned idle.
-            poll_interval=min(1.0, max(0.25, r.settle_interval / 4)),
-            call_retries=config.oned.retries, call_retry_delay=config.oned.retry_delay,
-            lock_timeout=max(60.0, r.wait_running + r.tier_timeout),
-            attempts=r.attempts, retry_delay=r.retry_delay)
-
-
-@dataclass
-class _Pending:
-    """A VM whose resume oned accepted and whose RUNNING we still wait for."""
-
-    decision: Decision
-    started: float
-    attempts: int
-    #: order of the accepted resume among this run's events (see Engine._look)
-    seq: int = 0
-
-
-class Engine:
-    """One recovery run (a hook process or one ``one-hooks recover``)."""
+    Planning, the gate, looking and the settle window are here; resuming and
+    carrying the resumed VMs to an outcome are :class:`~one_hooks.recovery.resume.Resumer`'s.
+    """
 
     def __init__(self, oned: Any, settings: Settings, timing: Timing, ledger: Ledger,
                  reporter: Reporter, gate: Any = None, *, who: str = "recover",
                  dry_run: bool = False, honour_ledger: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall: Callable[[], float] = time.time) -> None:
         self.oned = oned
         self.settings = settings
         self.timing = timing
@@ -111,6 +81,7 @@ class Engine:
         self.honour_ledger = honour_ledger
         self.clock = clock
         self.sleep = sleep
+        self.wall = wall
         self.report = Report()
         self._by = f"{who}[{os.getpid()}]"
         self._gated: Dict[int, bool] = {}
@@ -125,12 +96,21 @@ class Engine:
         self._many_hosts = False
         # Orders resumes and looks: a look begun before a resume proves nothing about it.
         self._events = itertools.count(1)
+        # VMs this run carries (claimed in the ledger), and those left to others (said once).
+        self._carrying: Set[int] = set()
+        self._left: Set[int] = set()
+        # oned's LCM runs resumes first in, first out: (look, sent) of calls seen run (_overtaking).
+        self._runs_seen: List[Tuple[int, int]] = []
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, timing.max_parallel), thread_name_prefix="resume")
 
     def close(self) -> None:
-        """Stop the worker threads."""
+        """Stop the worker threads; VMs still claimed are no longer carried by this run."""
         self._workers.shutdown(wait=True)
+        for vm_id in sorted(self._carrying):
+            self.ledger.release(vm_id)
+        self._carrying.clear()
+        self.ledger.close()
 
     def __enter__(self) -> "Engine":
         return self
@@ -167,12 +147,9 @@ class Engine:
         return self.report
 
     def recover_host(self, host_id: int, only: Optional[Iterable[int]] = None,
-                     retry: bool = False, settle: bool = False,
-                     known_host: Optional[Host] = None) -> Report:
+                     settle: bool = False, known_host: Optional[Host] = None) -> Report:
         """Recover the candidates of one host (or just the VMs in ``only``).
 
-        ``retry`` marks the UNKNOWN hook's re-run after a failed deploy: the
-        ledger's record of an earlier attempt then does not stop the resume.
         ``known_host`` is a host record the caller has just read (saves a call).
         """
         started = self.clock()
@@ -189,7 +166,7 @@ class Engine:
         if host.state != HostState.MONITORED:
             self.out.line(f"host {host.id} ({host.name}) is {host.state.name}, not MONITORED: "
                           "nothing resumed there now, host-reconnect will run when it is back")
-        self._pass(host, plan(host, vms, self.settings), retry, log_skips=True)
+        self._pass(host, plan(host, vms, self.settings, self._adoptable(vms)), log_skips=True)
         if settle and self.timing.settle_seconds > 0 and host.state == HostState.MONITORED:
             self._settle(host.id, started + self.timing.settle_seconds)
         return self.report
@@ -208,7 +185,7 @@ class Engine:
 
     # --- one pass over a plan -----------------------------------------------
 
-    def _pass(self, host: Host, host_plan: Any, retry: bool, log_skips: bool) -> None:
+    def _pass(self, host: Host, host_plan: Any, log_skips: bool) -> None:
         for d in host_plan.decisions:
             if d.action == Action.SKIP:
                 if log_skips:
@@ -228,7 +205,7 @@ class Engine:
             return
         with self._lock:
             self._to_settle += len(host_plan.to_resume)
-        waiting: List[_Pending] = []
+        waiting: List[_Carried] = []
         for tier in tiers:
             self.out.line(f"host {host.name}: tier {tier[0].tier}: resuming {len(tier)} VM(s)")
             tier_start = self.clock()
@@ -236,14 +213,14 @@ class Engine:
             with self.ledger.host_lock(host.id, self.timing.lock_timeout):
                 # Re-read right before acting: one pool call for the tier, not one per VM.
                 fresh = self._reread(host, tier)
-                acts = [self._workers.submit(self._act, host, d, retry, fresh.get(d.vm_id))
+                acts = [self._workers.submit(self._act, host, d, fresh.get(d.vm_id))
                         for d in tier]
                 sent = [p for p in (f.result() for f in acts) if p is not None]
-            waiting = self._wait(host, waiting + sent, tier_start + self.timing.tier_timeout)
+            waiting = self._carry(host, waiting + sent, tier_start + self.timing.tier_timeout)
             if waiting and tier is not tiers[-1]:
                 self.out.warning(f"host {host.name}: tier {tier[0].tier} not all RUNNING after "
                                  f"{self.timing.tier_timeout:g} s; starting the next tier")
-        self._wait(host, waiting, float("inf"))
+        self._carry(host, waiting, float("inf"))
 
     def _gate_passes(self, host: Host, targets: Sequence[Decision]) -> bool:
         """Run the iSCSI gate once per host and run; record the targets it blocks."""
@@ -281,7 +258,7 @@ class Engine:
 
     # --- acting on one VM ---------------------------------------------------
 
-    def _reread(self, host: Host, tier: Sequence[Decision]) -> Dict[int, Vm]:
+    def _reread(self, host: Host, tier: Sequence[Any]) -> Dict[int, Vm]:
         """The tier's VMs as oned has them now ({}: read them one by one).
 
         A few VMs are cheaper to read one by one than the whole pool.
@@ -295,9 +272,20 @@ class Engine:
             self.out.warning(f"host {host.name}: pool re-read failed ({exc}); reading VMs one by one")
             return {}
 
-    def _act(self, host: Host, planned: Decision, retry: bool,
-             known: Optional[Vm] = None) -> Optional[_Pending]:
-        """Re-decide on a fresh read, resume once. Runs under the host lock."""
+    def _adoptable(self, vms: Iterable[Vm]) -> List[int]:
+        """VMs a failed resume of ours left POWEROFF (ACTION resume) whose recovery this run may carry on."""
+        if not self.honour_ledger:
+            return []
+        found = []
+        for vm in vms:
+            if is_failed_resume(vm):
+                record = self.ledger.get(vm.id)
+                if record.before is not None and not record.final:
+                    found.append(vm.id)
+        return found
+
+    def _act(self, host: Host, planned: Decision, known: Optional[Vm] = None) -> Optional[_Carried]:
+        """Re-decide on a fresh read, then resume once or carry on an earlier resume. Under the host lock."""
         try:
             vm = known if known is not None else self.oned.vm_info(planned.vm_id)
         except OnedNotFound:
@@ -306,7 +294,17 @@ class Engine:
         except OnedError as exc:
             self._finish(planned, host, Outcome.FAILED, f"cannot re-read before resume: {exc}")
             return None
-        fresh = decide(vm, host, self.settings)
+        carrier = self.ledger.carrier_of(vm.id)
+        if carrier is not None and carrier.token != self.ledger.token:
+            self._finish(planned, host, Outcome.HANDLED,
+                         f"left to {carrier.who} (pid {carrier.pid}), which resumed it", vm)
+            return None
+        record = self.ledger.get(vm.id)
+        if not self.honour_ledger and (record.sent or record.final):
+            self.ledger.clear(vm.id)  # an operator's explicit request starts afresh
+            record = Attempts(vm.id)
+        pending = record.before is not None and not record.final
+        fresh = decide(vm, host, self.settings, carrying=pending)
         if fresh.action == Action.LOCKED:
             self._finish(planned, host, Outcome.LOCKED, fresh.reason, vm)
             return None
@@ -314,105 +312,33 @@ class Engine:
             outcome = Outcome.SKIPPED if is_outage_state(vm) else Outcome.HANDLED
             self._finish(planned, host, outcome, f"state moved on: {fresh.reason}", vm)
             return None
-        earlier = self.ledger.get(vm.id)
-        if earlier.count and self.honour_ledger and not retry:
-            self._finish(planned, host, Outcome.HANDLED,
-                         f"already resumed {earlier.count} time(s) (last by {earlier.by}); "
-                         "a failed deploy is retried by the UNKNOWN hook", vm, earlier.count)
+        if record.final:
+            self.out.warning(f"VM {vm.id} ({vm.name}): {record.final} earlier ({record.by}, "
+                             f"{record.applied} failed attempt(s)): not resumed again by a hook; "
+                             f"fix its host, then 'onevm resume {vm.id}' or 'one-hooks recover'")
+            self._finish(planned, host, Outcome.SKIPPED, f"{record.final} earlier by {record.by}", vm,
+                         quiet=True)
             return None
-        return self._resume(host, fresh, vm)
+        if pending and record.before is not None:
+            return self._adopt(host, fresh, vm, record, record.before)
+        return self._resume(host, fresh, vm, Progress(record.applied, 0, self.clock(), self.clock()))
 
-    def _resume(self, host: Host, d: Decision, vm: Vm) -> Optional[_Pending]:
-        for k in range(self.timing.call_retries + 1):
-            try:
-                self.oned.vm_action("resume", vm.id)
-                break
-            except OnedLocked:
-                self._finish(d, host, Outcome.LOCKED, lock_hint(vm), vm)
-                return None
-            except (OnedActionRefused, OnedNotFound) as exc:
-                return self._moved_or_failed(host, d, f"oned refused resume: {exc.message}")
-            except OnedError as exc:
-                if not exc.transient or k == self.timing.call_retries:
-                    self._finish(d, host, Outcome.FAILED, f"resume failed: {exc}", vm)
-                    return None
-                self.out.warning(f"VM {vm.id}: resume: {exc}; retrying in "
-                                 f"{self.timing.call_retry_delay * 2 ** k:g} s")
-                self.sleep(self.timing.call_retry_delay * 2 ** k)
-                # The call may have reached oned before the answer was lost.
-                moved = self._moved_or_failed(host, d, "", quiet=True)
-                if moved is not None:
-                    return moved
-        attempts = self.ledger.record(vm.id, self._by).count
-        self.out.line(f"VM {vm.id} ({vm.name}): resume accepted (attempt {attempts})")
-        return _Pending(d, self.clock(), attempts, next(self._events))
-
-    def _moved_or_failed(self, host: Host, d: Decision, why: str,
-                         quiet: bool = False) -> Optional[_Pending]:
-        """After a refused or lost call: did the VM move on (handled) or not?"""
-        try:
-            vm = self.oned.vm_info(d.vm_id)
-        except OnedError as exc:
-            if not quiet:
-                self._finish(d, host, Outcome.FAILED, f"{why}; re-read failed: {exc}")
-            return None
-        if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
-            attempts = self.ledger.record(vm.id, self._by).count
-            return _Pending(d, self.clock(), attempts, next(self._events))
-        if quiet:
-            return None
-        if not is_outage_state(vm):
-            self._finish(d, host, Outcome.HANDLED, f"state moved on to {vm.state_name} ({why})", vm)
-        else:
-            self._finish(d, host, Outcome.FAILED, why, vm)
-        return None
-
-    # --- waiting for RUNNING ------------------------------------------------
-
-    def _wait(self, host: Host, pending: List[_Pending], barrier: float) -> List[_Pending]:
-        """Poll the host's VMs until each pending one settles or ``barrier`` passes."""
-        while pending:
-            # A resumed VM is not RUNNING before its deploy has run on the node: a look
-            # right after sending the resumes finds only BOOT states and costs oned a call.
-            self.sleep(self.timing.poll_interval)
-            taken, seen = self._look(host, [p.decision.vm_id for p in pending])
-            still: List[_Pending] = []
-            now = self.clock()
-            for p in pending:
-                # A look taken before this VM's resume says nothing about its outcome.
-                vm = seen.get(p.decision.vm_id) if taken > p.seq else None
-                if vm is not None and vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING:
-                    self.ledger.clear(vm.id)
-                    self._finish(p.decision, host, Outcome.RUNNING, "resumed, RUNNING", vm,
-                                 p.attempts, now - p.started)
-                elif vm is not None and (is_outage_state(vm) or vm.state in (VmState.POWEROFF, VmState.FAILED)
-                                         or "FAILURE" in vm.lcm_state.name):
-                    self._finish(p.decision, host, Outcome.FAILED,
-                                 f"deploy failed, VM back in {vm.state_name} (attempt {p.attempts} of "
-                                 f"{self.timing.attempts})", vm, p.attempts, now - p.started)
-                elif now - p.started >= self.timing.wait_running:
-                    state = vm.state_name if vm else "unknown state"
-                    self._finish(p.decision, host, Outcome.TIMEOUT,
-                                 f"not RUNNING {self.timing.wait_running:g} s after resume ({state})",
-                                 vm, p.attempts, now - p.started)
-                else:
-                    still.append(p)
-            pending = still
-            if not pending or now >= barrier:
-                break
-        return pending
+    # --- looking ----------------------------------------------------------------
 
     def _look(self, host: Host, vm_ids: Sequence[int]) -> Tuple[int, Dict[int, Vm]]:
         """The look's place in the run's order of events, and some VMs of a host as seen.
 
         One VM: one info call. More: one pool snapshot shared by every host of
         the run and reused within a poll interval, so polling 25 hosts does not
-        cost 25 pool calls per look.
+        cost 25 pool calls per look. A VM the look does not list no longer exists.
         """
         try:
             if len(vm_ids) == 1 and not self._many_hosts:
                 taken = next(self._events)
-                return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
+                try:
+                    return taken, {vm_ids[0]: self.oned.vm_info(vm_ids[0])}
+                except OnedNotFound:
+                    return taken, {}
             with self._snapshot_lock:
                 taken, when, snapshot = self._snapshot
                 # Polling must not crowd out the resumes: a pool call that took t
@@ -468,15 +394,32 @@ class Engine:
             if fresh_host.state != HostState.MONITORED:
                 self.out.warning(f"host {fresh_host.name} is {fresh_host.state.name}: stop watching")
                 return
-            # Failures are not retried here (a failed deploy is vm-unknown's to retry);
-            # a VM seen RUNNING that is down again is a new incident: its VM hook left it to us.
+            # Not again what this window ended without RUNNING; a VM seen RUNNING that
+            # is down again is a new incident: its VM hook left it to us.
             done = {r.vm_id for r in self.report.results.values()
-                    if r.outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE)}
+                    if r.outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.GATE, Outcome.GAVE_UP)}
+            adoptable = set(self._adoptable(vms))
             new = [vm for vm in vms if vm.id not in done
-                   and decide(vm, fresh_host, self.settings).action == Action.RESUME]
+                   and decide(vm, fresh_host, self.settings, vm.id in adoptable).action == Action.RESUME
+                   and not self._not_ours(vm)]
             if new:
                 self.out.line(f"host {fresh_host.name}: {len(new)} more VM(s) became candidates")
-                self._pass(fresh_host, plan(fresh_host, new, self.settings), False, log_skips=False)
+                self._pass(fresh_host, plan(fresh_host, new, self.settings, adoptable), log_skips=False)
+
+    def _not_ours(self, vm: Vm) -> bool:
+        """A VM another live process carries, or one a process gave up on: said once, then left quietly."""
+        carrier = self.ledger.carrier_of(vm.id)
+        if carrier is not None and carrier.token != self.ledger.token:
+            why = f"left to {carrier.who} (pid {carrier.pid}), which resumed it"
+        else:
+            record = self.ledger.get(vm.id) if self.honour_ledger else Attempts(vm.id)
+            if not record.final:
+                return False
+            why = f"{record.final} earlier ({record.by}): not resumed again by a hook"
+        if vm.id not in self._left:
+            self._left.add(vm.id)
+            self.out.line(f"VM {vm.id} ({vm.name}): {why}")
+        return True
 
     # --- helpers --------------------------------------------------------------
 
@@ -487,15 +430,18 @@ class Engine:
                                      outcome, reason, attempts, round(seconds, 3), d.tier))
 
     def _finish(self, d: Decision, host: Host, outcome: Outcome, reason: str,
-                vm: Optional[Vm] = None, attempts: int = 0, seconds: float = 0.0) -> None:
-        """Record a final outcome and say it."""
+                vm: Optional[Vm] = None, attempts: int = 0, seconds: float = 0.0,
+                quiet: bool = False) -> None:
+        """Record a final outcome and say it (``quiet``: the caller has said it)."""
         with self._lock:
             self._settled += 1
             done, total = self._settled, max(self._to_settle, self._settled)
             progress = f"[{done}/{total}] "
         self.out.progress(done, total, outcome.value)
         text = f"{progress}VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
-        if outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
+        if quiet:
+            pass
+        elif outcome in (Outcome.RUNNING, Outcome.HANDLED, Outcome.SKIPPED):
             self.out.line(text)
         elif outcome == Outcome.LOCKED:
             self.out.warning(text)
@@ -530,8 +476,7 @@ def build_engine(config: Config, out: Reporter, *, oned: Any = None, gate: Any =
         gate = Gate(Node.from_config(config), config.iscsi, config.iscsiadm_argv(),
                     state_dir, clock=clock, sleep=sleep, wall=wall)
     r = config.recovery
-    # Attempt records stay meaningful while the UNKNOWN hook may still retry.
-    ledger = Ledger(state_dir, episode=episode_seconds(r), wall=wall)
+    ledger = Ledger.from_section(r, wall=wall)
     return Engine(oned, Settings.from_section(r), Timing.from_config(config, settle=settle),
                   ledger, out, gate if config.iscsi.check else None, who=who, dry_run=dry_run,
-                  honour_ledger=honour_ledger, clock=clock, sleep=sleep)
+                  honour_ledger=honour_ledger, clock=clock, sleep=sleep, wall=wall)

@@ -154,8 +154,24 @@ def not_opted_in(vm: Vm, host: Host, settings: Settings) -> Optional[str]:
     return f"policy is opt-in and neither {settings.opt_attribute}=YES nor AUTOSTART=YES"
 
 
+def not_left_down_or_failed_resume(vm: Vm, host: Host, settings: Settings) -> Optional[str]:
+    """For the process carrying the VM only: also POWEROFF after its own failed resume (ACTION 11).
+
+    A resume from POWEROFF whose deploy fails leaves the VM POWEROFF with the
+    new record's ACTION still ``resume``: the mark of our attempt, not of a
+    user, and only the process that resumed it may try again.
+    """
+    if is_failed_resume(vm):
+        return None
+    return not_left_down(vm, host, settings)
+
+
 RULES: Tuple[Rule, ...] = (
     host_not_monitored, placed_elsewhere, user_powered_off, not_left_down, opted_out, not_opted_in)
+
+#: The rules for the process that carries the VM's recovery (it resumed it before).
+CARRYING_RULES: Tuple[Rule, ...] = tuple(
+    not_left_down_or_failed_resume if rule is not_left_down else rule for rule in RULES)
 
 
 def is_outage_state(vm: Vm) -> bool:
@@ -164,6 +180,12 @@ def is_outage_state(vm: Vm) -> bool:
         return True
     return (vm.state == VmState.POWEROFF and vm.history is not None
             and vm.history.action == HistoryAction.MONITOR)
+
+
+def is_failed_resume(vm: Vm) -> bool:
+    """POWEROFF whose last history ACTION is ``resume``: a resume from POWEROFF whose deploy failed."""
+    return (vm.state == VmState.POWEROFF and vm.history is not None
+            and vm.history.action == HistoryAction.RESUME)
 
 
 def is_candidate(vm: Vm, host: Host, settings: Settings) -> bool:
@@ -188,17 +210,25 @@ def lock_hint(vm: Vm) -> str:
     return f"locked (level {level}): not resumed; run 'onevm unlock {vm.id}' then 'onevm resume {vm.id}'"
 
 
-def decide(vm: Vm, host: Host, settings: Settings) -> Decision:
-    """The decision for one VM: the first rule that applies, else resume (or locked)."""
-    for rule in RULES:
+def decide(vm: Vm, host: Host, settings: Settings, carrying: bool = False) -> Decision:
+    """The decision for one VM: the first rule that applies, else resume (or locked).
+
+    ``carrying``: asked by the process that carries the VM's recovery, which
+    may also resume a VM its own failed resume left POWEROFF.
+    """
+    for rule in CARRYING_RULES if carrying else RULES:
         reason = rule(vm, host, settings)
         if reason is not None:
             return Decision(vm.id, vm.name, vm.state_name, Action.SKIP, reason)
     if vm.lock:
         return Decision(vm.id, vm.name, vm.state_name, Action.LOCKED, lock_hint(vm))
     tier, note = tier_of(vm, settings)
-    why = ("left UNKNOWN by the outage" if vm.state == VmState.ACTIVE
-           else "powered off by the outage (last action monitor)")
+    if vm.state == VmState.ACTIVE:
+        why = "left UNKNOWN by the outage"
+    elif is_failed_resume(vm):
+        why = "back in POWEROFF after a failed deploy (last action resume)"
+    else:
+        why = "powered off by the outage (last action monitor)"
     if settings.policy == "opt-in":
         why += ", opted in"
     if note:
@@ -206,7 +236,13 @@ def decide(vm: Vm, host: Host, settings: Settings) -> Decision:
     return Decision(vm.id, vm.name, vm.state_name, Action.RESUME, why, tier)
 
 
-def plan(host: Host, vms: Iterable[Vm], settings: Settings) -> Plan:
-    """One decision per VM (VM ID order) for recovering ``host``."""
-    decisions = tuple(decide(vm, host, settings) for vm in sorted(vms, key=lambda v: v.id))
+def plan(host: Host, vms: Iterable[Vm], settings: Settings,
+         carried: Iterable[int] = ()) -> Plan:
+    """One decision per VM (VM ID order) for recovering ``host``.
+
+    ``carried``: IDs of VMs whose recovery this run may carry on (an earlier
+    resume of theirs is recorded and nobody alive carries it).
+    """
+    ours = set(carried)
+    decisions = tuple(decide(vm, host, settings, vm.id in ours) for vm in sorted(vms, key=lambda v: v.id))
     return Plan(host.id, host.name, decisions)

@@ -1,22 +1,35 @@
 """The simulated oned's state machine: hosts and VMs through an outage.
 
-Follows DESIGN.md §1 and the recordings of a real oned 6.10.5:
+Follows DESIGN.md §1, OpenNebula's LCM source (6.10.5 and 7.4.0) and the
+recordings of real oneds:
 
 - host MONITORED -> ERROR moves its RUNNING VMs (only those) to UNKNOWN;
-- host ERROR -> MONITORED touches no VM; reconciliation comes later, per VM:
-  found running -> RUNNING, gone -> SHUTDOWN_POWEROFF -> POWEROFF with the
-  last history record's ACTION set to 44 (monitor);
-- resume: UNKNOWN -> BOOT_UNKNOWN -> RUNNING (same history record), or
-  POWEROFF -> BOOT_POWEROFF -> RUNNING (new record); a deploy on a host in
-  ERROR fails and the VM falls back to UNKNOWN (or POWEROFF);
+- host ERROR -> MONITORED touches no VM; the host's VM report comes later and
+  goes through the LCM queue (:mod:`one_hooks.sim.lcm`) per VM: found running
+  -> RUNNING (a POWEROFF VM: "found again", on a new history record), gone ->
+  SHUTDOWN_POWEROFF (ACTION 44 on the current record) and, on the
+  DispatchManager's thread, POWEROFF with RETIME set. 7.4 ignores explicit
+  reports while RETIME or RSTIME of the current record is under 30 s old;
+  6.10.5 only a RUNNING report for a POWEROFF VM with RETIME under 30 s old;
+  the "missing" VMs of a full sync report are never ignored;
+- actions (resume, poweroff, terminate) are accepted when the state allows,
+  then applied by the LCM queue, which reads the state again and drops the
+  action when it is wrong ("restart_action, VM in a wrong state"): resume
+  from UNKNOWN -> BOOT_UNKNOWN (no history change), from POWEROFF ->
+  BOOT_POWEROFF on a new record (SEQ + 1, STIME = RSTIME = now, ACTION 11);
+  the deploy's answer goes through the queue too: success -> RUNNING with
+  ACTION 0 and ETIME = RETIME = 0; failure -> back to UNKNOWN or POWEROFF,
+  RETIME = now, ``USER_TEMPLATE/ERROR = "<ctime>: DEPLOY: <message>"``;
 - every change of state fires the matching state hooks with a payload whose
   PREV_* hold the state before the change.
 
-All changes happen under one lock; delayed halves (deploy, shutdown) run on a
-:class:`Timeline`. Refusals raise :class:`Refused` with oned's codes.
+All changes happen under one lock; delayed work runs on a :class:`Timeline`.
+Refusals raise :class:`Refused` with oned's codes.
 """
 from __future__ import annotations
 
+import functools
+import random
 import threading
 import time
 import uuid
@@ -26,11 +39,14 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 from ..oned.model import HistoryAction, HostState, LcmState, VmState
 from .actions import VmActions
 from .faults import NO_EXISTS, Refused
+from .lcm import INSTANT, LcmQueue, OnedTiming
 from .objects import SimCluster, SimHistory, SimHost, SimVm, Tables, del_attr, log_time, set_attr
 from .timeline import Timeline
 from .tmpl import Attr
 from . import xmlout
 
+#: oned 7.x ignores a VM's state reports this long after its current record's RSTIME or RETIME.
+IGNORE_WINDOW = 30
 
 
 @dataclass(frozen=True)
@@ -55,13 +71,29 @@ class Cloud(VmActions):
         emit: Optional[Callable[[str, object, tuple, str], None]] = None,
         deploy_needs_host: bool = True,
         v7: bool = False,
+        timing: OnedTiming = INSTANT,
+        clock: Callable[[], float] = time.monotonic,
+        late_poweroff: float = 0.0,
+        late_poweroff_after: float = 2.0,
+        seed: int = 0,
     ) -> None:
         self.lock = threading.RLock()
         self.tables = Tables()
         self.boot_seconds = boot_seconds
         self.shutdown_seconds = boot_seconds if shutdown_seconds is None else shutdown_seconds
         self.now = now
-        self.timeline = Timeline()
+        self.timeline = Timeline(clock)
+        self.timing = timing
+        self.lcm = LcmQueue(self.timeline, timing, clock)
+        # The late monitor report race: after this share of successful deploys a
+        # report taken before the deploy powers the VM off again (0: never).
+        self.late_poweroff = late_poweroff
+        self.late_poweroff_after = late_poweroff_after
+        #: VMs a late report powered off since their host last returned (it happens once per return)
+        self.bounced: Set[int] = set()
+        self.random = random.Random(seed)
+        #: VM log lines oned writes but puts nowhere in the XML (dropped actions, ignored reports).
+        self.vm_log: Dict[int, List[str]] = {}
         self.emit = emit
         # KVM deploys over ssh and fails on a host in ERROR; OpenNebula's dummy
         # driver (used for the recordings) never contacts the host.
@@ -184,6 +216,7 @@ class Cloud(VmActions):
             host = self.get_host(host_id)
             del_attr(host.template, "ERROR")
             host.last_monitored = self._ts()
+            self.bounced -= {vm.id for vm in self.host_vms(host_id)}
             self._set_host(host, HostState.MONITORED)
 
     def host_state(self, host_id: int, state: HostState) -> None:
@@ -191,22 +224,99 @@ class Cloud(VmActions):
         with self.lock:
             self._set_host(self.get_host(host_id), HostState(state))
 
-    def reconcile(self, host_id: int, running: Set[int]) -> None:
-        """A VM state report from the host: VMs in ``running`` run, the others are gone."""
+    def reconcile(self, host_id: int, running: Set[int], sync: bool = False, wait: bool = True) -> None:
+        """A VM state report from the host: VMs in ``running`` run, the others are gone.
+
+        ``sync``: a full sync report, where gone VMs are "missing" (never
+        ignored, in 6.10.5 and 7.4 alike); otherwise they are reported
+        POWEROFF explicitly. Each VM's change goes through the LCM queue;
+        ``wait`` blocks until they are applied (not from the timeline's thread).
+        """
         with self.lock:
             now = self._ts()
             for vm in sorted(self.host_vms(host_id), key=lambda v: v.id):
-                if vm.state != VmState.ACTIVE or vm.lcm_state not in (LcmState.RUNNING, LcmState.UNKNOWN):
+                found = vm.id in running
+                if (found or not sync) and self._ignores_report(vm, found, now):
+                    self.log_vm(vm.id, "Ignoring VM state update")
                     continue
-                if vm.id in running:
-                    vm.last_poll = now
-                    self._set_vm(vm, VmState.ACTIVE, LcmState.RUNNING)
-                    continue
-                self._set_vm(vm, VmState.ACTIVE, LcmState.SHUTDOWN_POWEROFF)
-                assert vm.last is not None
-                vm.last.retime = now
-                vm.last.action = HistoryAction.MONITOR
-                self._set_vm(vm, VmState.POWEROFF, LcmState.LCM_INIT)
+                apply = self._monitor_poweron if found else self._monitor_poweroff
+                self.lcm.enqueue(functools.partial(apply, vm.id))
+        if wait:
+            self.wait_lcm()
+
+    def _ignores_report(self, vm: SimVm, found: bool, now: int) -> bool:
+        """oned's guard against reports taken before its own last change of the VM."""
+        if vm.last is None:
+            return False
+        if self.v7:  # InformationManager::test_and_trigger (B #7058)
+            return now - vm.last.retime < IGNORE_WINDOW or now - vm.last.rstime < IGNORE_WINDOW
+        # 6.10: LifeCycleManager::trigger_monitor_poweron only
+        return (found and vm.state in (VmState.POWEROFF, VmState.SUSPENDED)
+                and now - vm.last.retime < IGNORE_WINDOW)
+
+    def late_report(self, vm_id: int, wait: bool = True) -> None:
+        """A "missing" report taken before the VM's deploy arrives now (never ignored): POWEROFF if RUNNING."""
+        self.lcm.enqueue(lambda: self._monitor_poweroff(vm_id))
+        if wait:
+            self.wait_lcm()
+
+    def wait_lcm(self, timeout: float = 30.0) -> None:
+        """Block until everything queued on the LCM so far (and its DispatchManager steps) is applied."""
+        done = threading.Event()
+        self.lcm.enqueue(lambda: self.lcm.after_dm(done.set))
+        if not done.wait(timeout):
+            raise RuntimeError(f"simulated oned: LCM queue not applied within {timeout:g} s")
+
+    def _monitor_poweroff(self, vm_id: int) -> None:
+        """LCM: the monitor says the VM is off: SHUTDOWN_POWEROFF (ACTION 44), then POWEROFF on the DM thread."""
+        with self.lock:
+            vm = self.tables.vms.get(vm_id)
+            if vm is None or vm.state != VmState.ACTIVE or vm.lcm_state not in (LcmState.RUNNING,
+                                                                                 LcmState.UNKNOWN):
+                return
+            assert vm.last is not None
+            self.log_vm(vm_id, "VM running but monitor state is POWEROFF")
+            vm.last.action = HistoryAction.MONITOR
+            self._set_vm(vm, VmState.ACTIVE, LcmState.SHUTDOWN_POWEROFF)
+
+        def dm_poweroff() -> None:
+            with self.lock:
+                current = self.tables.vms.get(vm_id)
+                if current is None or current.lcm_state != LcmState.SHUTDOWN_POWEROFF:
+                    return
+                assert current.last is not None
+                current.last.retime = self._ts()
+                self._set_vm(current, VmState.POWEROFF, LcmState.LCM_INIT)
+
+        self.lcm.after_dm(dm_poweroff)
+
+    def _monitor_poweron(self, vm_id: int) -> None:
+        """LCM: the monitor found the VM running."""
+        with self.lock:
+            vm = self.tables.vms.get(vm_id)
+            if vm is None or vm.last is None:
+                return
+            now = self._ts()
+            if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
+                self.log_vm(vm_id, "VM reported RUNNING by the drivers")
+                self._deploy_success(vm, now)
+            elif vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.UNKNOWN:
+                vm.last_poll = now
+                self._set_vm(vm, VmState.ACTIVE, LcmState.RUNNING)
+            elif vm.state == VmState.POWEROFF:
+                self.log_vm(vm_id, "VM found again by the drivers")
+                old = vm.last
+                old.etime = now
+                vm.history.append(SimHistory(old.seq + 1, old.host_id, old.hostname, old.cluster_id,
+                                             stime=now, vm_mad=old.vm_mad, tm_mad=old.tm_mad,
+                                             ds_id=old.ds_id, rstime=now))
+                vm.last_poll = now
+                self._set_vm(vm, VmState.ACTIVE, LcmState.RUNNING)
+
+    def log_vm(self, vm_id: int, line: str) -> None:
+        """A line of the VM's log (``/var/log/one/<ID>.log``) that nothing in the XML shows."""
+        with self.lock:
+            self.vm_log.setdefault(vm_id, []).append(f"{log_time(self.now())}: {line}")
 
     def fail_deploys(self, count: int, vm_id: Optional[int] = None,
                      host_id: Optional[int] = None) -> None:

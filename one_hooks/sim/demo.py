@@ -35,6 +35,7 @@ from .. import fsio
 from ..config import Config
 from ..errors import UsageError
 from ..oned.model import LcmState, VmState
+from .lcm import INSTANT, REAL_TIMING, OnedTiming
 
 if TYPE_CHECKING:  # only for annotations: the demo imports the simulator lazily
     from .oned import SimOned
@@ -45,7 +46,7 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath
 
 @dataclass(frozen=True)
 class Pace:
-    """How fast the simulated world moves (seconds)."""
+    """How fast the simulated world moves (seconds); ``timing``: the simulated oned's own pace."""
 
     boot: float
     settle: float
@@ -54,12 +55,17 @@ class Pace:
     retry_interval: float
     retry_delay: float
     poll: float
+    timing: OnedTiming = INSTANT
+    pickup_grace: float = 60.0
 
 
 NORMAL = Pace(boot=1.0, settle=6.0, settle_interval=1.0, deadline=8.0, retry_interval=1.0,
-              retry_delay=2.0, poll=1.0)
+              retry_delay=2.0, poll=1.0, timing=REAL_TIMING)
+#: A real oned's pace, quicker: its LCM queue a third as slow, the hosts back within 2 s.
 FAST = Pace(boot=0.2, settle=2.0, settle_interval=0.5, deadline=3.0, retry_interval=0.5,
-            retry_delay=0.5, poll=0.5)
+            retry_delay=0.5, poll=0.5,
+            timing=OnedTiming(lcm_base=0.1, lcm_service=0.007, dm_delay=0.002, host_spread=2.0,
+                              reconcile_after=(0.1, 0.6)), pickup_grace=10.0)
 
 
 class Stage:
@@ -108,6 +114,7 @@ class Stage:
             "[recovery]", f"state_dir = {self.state}", f"settle_seconds = {pace.settle}",
             f"settle_interval = {pace.settle_interval}", "wait_running = 60",
             f"retry_delay = {pace.retry_delay}", "tier_timeout = 30", f"attempts = {attempts}",
+            f"pickup_grace = {pace.pickup_grace}",
             "[oned]", "retries = 2", "retry_delay = 0.2", "timeout = 20",
             "[log]", f"file = {self.log}", "",
         ])
@@ -242,20 +249,14 @@ def build_story(sim: "SimOned", hosts: int, vms: int) -> Tuple[Story, List[str]]
             e = Expect(vm_id, name, host, "reported", "locked during the outage", False, (0,))
             story.locked = vm_id
         elif special == "flaky":
-            e = Expect(vm_id, name, host, "resumed twice", "first deploy fails; vm-unknown retries",
-                       True, (2,))
+            e = Expect(vm_id, name, host, "resumed twice", "first deploy fails; the hook that resumed "
+                       "it retries", True, (2,))
             sim.fail_deploys(1, vm_id=vm_id)  # type: ignore[attr-defined]
         elif host == story.slow_host:
             e = Expect(vm_id, name, host, "resumed", f"{tier}, after iSCSI came back", True)
         else:
             e = Expect(vm_id, name, host, "resumed", tier, True)
         story.expect[vm_id] = e
-    # The flaky VM's retry path is the UNKNOWN hook: keep it off the POWEROFF hosts.
-    for vm_id, e in story.expect.items():
-        if e.decision == "resumed twice":
-            host_id = next(h for h, n in story.hosts.items() if n == e.host)
-            if host_id in story.poweroff_hosts:
-                story.poweroff_hosts.remove(host_id)
     return story, scenario
 
 
@@ -289,7 +290,7 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO, keep:
 
     config = stage.write_config(pace)
     stage.install_shims()
-    sim = stage.start_sim(latency=REAL_LATENCY, boot_seconds=pace.boot)
+    sim = stage.start_sim(latency=REAL_LATENCY, boot_seconds=pace.boot, timing=pace.timing)
     try:
         story, scenario = build_story(sim, hosts, vms)
         stage.write_scenario(scenario)
@@ -314,14 +315,11 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO, keep:
             sim.lock_vm(story.locked, 2)
             p(f"an admin locks VM {story.locked} during the outage (onevm lock --manage)")
 
-        p("\n== power back: hosts answer again (MONITORED); on "
+        p("\n== power back: hosts answer again (MONITORED) over a few seconds; on "
           f"{', '.join(story.hosts[h] for h in story.poweroff_hosts) or 'no host'} the first VM "
           "report says the VMs are gone (POWEROFF, last action monitor) ==")
         t0 = time.monotonic()
-        for host_id in story.hosts:
-            sim.host_monitored(host_id)
-            if host_id in story.poweroff_hosts:
-                sim.reconcile(host_id, running=set())
+        sim.hosts_return(list(story.hosts), reports={h: set() for h in story.poweroff_hosts})
         done = _watch(sim, story, out, t0, 300, pace.poll)
         p(f"recovery took {time.monotonic() - t0:.1f} s" + ("" if done else " (timed out)"))
         if not done:
@@ -445,7 +443,7 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
     p = lambda text: print(text, file=out, flush=True)  # noqa: E731
     config = stage.write_config(NORMAL, iscsi_check=False)
     stage.install_shims()
-    sim = stage.start_sim(latency=REAL_LATENCY, boot_seconds=NORMAL.boot)
+    sim = stage.start_sim(latency=REAL_LATENCY, boot_seconds=NORMAL.boot, timing=NORMAL.timing)
     hook_env = stage.hook_env(sim)
     try:
         host_ids = [sim.add_host(f"node-{i + 1}") for i in range(hosts)]  # type: ignore[attr-defined]
@@ -453,7 +451,8 @@ def run_bench(stage: Stage, hosts: int, vms: int, out: TextIO) -> int:
         oned = Oned(sim.endpoint, sim.session, timeout=60, retries=config.oned.retries,  # type: ignore[attr-defined]
                     retry_delay=config.oned.retry_delay)
         p(f"simulated oned {sim.endpoint}: {hosts} hosts, {vms} VMs, oned latency "  # type: ignore[attr-defined]
-          f"{REAL_LATENCY.serial * 1000:.0f}+{REAL_LATENCY.parallel * 1000:.0f} ms per call, "
+          f"{REAL_LATENCY.serial * 1000:.0f}+{REAL_LATENCY.parallel * 1000:.0f} ms per call, its LCM queue "
+          f"{NORMAL.timing.lcm_base:g} s + {NORMAL.timing.lcm_service * 1000:g} ms per event, "
           f"boot {NORMAL.boot:g} s; iSCSI gate off (this compares resumes)")
 
         # Hook CPU: the event every VM fires in an outage (host still ERROR), then a real resume.

@@ -14,6 +14,7 @@ XML-RPC endpoint exactly as they would against a real oned.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ from .cloud import Change, Cloud
 from .faults import NO_EXISTS, Refused
 from .hookrun import MAX_PARALLEL, HookJob, HookResult, HookRunner
 from .hooks import HookRegistry
+from .lcm import INSTANT, REAL_TIMING, OnedTiming
 from .objects import SimCluster, SimHost, SimVm
 from .server import Latency, RpcCore, RpcServer
 from .tmpl import Attr
@@ -53,17 +55,24 @@ def _attrs(values: Optional[Mapping[str, str]]) -> List[Attr]:
 
 
 class SimOned:
-    """A simulated oned 6.10.5 serving XML-RPC on 127.0.0.1.
+    """A simulated oned (6.10.5 or 7.4.0) serving XML-RPC on 127.0.0.1.
 
     ``latency``: cost of each call (default: a real oned's; tests pass
-    ``NO_LATENCY``). ``boot_seconds``/``shutdown_seconds``: how long a deploy or
-    a shutdown takes. ``users``: name -> password accepted as sessions.
-    ``remotes_dir``: relative hook COMMANDs run from ``<remotes_dir>/hooks``.
-    ``hook_env``: added to the environment of hook processes. ``sleep``: the
-    clock used by the latency model. ``deploy_needs_host=False`` mimics
-    OpenNebula's dummy driver (deploys succeed on a host in ERROR), as in the
-    recordings. ``version``: what ``one.system.version`` answers; 7.x adds the
-    XML elements oned 7 added.
+    ``NO_LATENCY``). ``timing``: how long oned takes to apply what it accepted
+    (its LCM queue, hosts returning; :mod:`one_hooks.sim.lcm`: ``INSTANT`` by
+    default, ``REAL_TIMING`` as measured). ``boot_seconds``/``shutdown_seconds``:
+    how long the driver's deploy or shutdown takes. ``users``: name -> password
+    accepted as sessions. ``remotes_dir``: relative hook COMMANDs run from
+    ``<remotes_dir>/hooks``. ``hook_env``: added to the environment of hook
+    processes. ``sleep``: the clock used by the latency model.
+    ``deploy_needs_host=False`` mimics OpenNebula's dummy driver (deploys
+    succeed on a host in ERROR), as in the recordings. ``version``: what
+    ``one.system.version`` answers, and whose behaviour: 7.x adds the XML
+    elements oned 7 added and ignores a VM's state reports for 30 s after its
+    current history record's RSTIME or RETIME. ``late_poweroff``: the share of
+    successful deploys that a monitor report taken before them powers off
+    again ``late_poweroff_after`` seconds later (seen on 4 of 29 VMs of a
+    real 6.10.5 storm; 0 by default). ``seed``: for that and host spreads.
     """
 
     def __init__(
@@ -79,11 +88,17 @@ class SimOned:
         shutdown_seconds: Optional[float] = None,
         deploy_needs_host: bool = True,
         version: str = "6.10.5",
+        timing: OnedTiming = INSTANT,
+        late_poweroff: float = 0.0,
+        late_poweroff_after: float = 2.0,
+        seed: int = 0,
     ) -> None:
         self.users = dict(users or {"oneadmin": "opennebula"})
         self.cloud = Cloud(boot_seconds=boot_seconds, shutdown_seconds=shutdown_seconds,
                            emit=self._emit, deploy_needs_host=deploy_needs_host,
-                           v7=not version.startswith(("5.", "6.")))
+                           v7=not version.startswith(("5.", "6.")), timing=timing,
+                           late_poweroff=late_poweroff, late_poweroff_after=late_poweroff_after,
+                           seed=seed)
         #: What one.system.version answers; 7.x also changes a few XML elements.
         self.version = version
         self.hooks = HookRegistry(self.cloud.tables, remotes_dir)
@@ -180,9 +195,44 @@ class SimOned:
         """Any other host state (DISABLED, OFFLINE...)."""
         self.cloud.host_state(host_id, state)
 
-    def reconcile(self, host_id: int, running: Set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        """VM report from the host: ``running`` VMs run, the others -> POWEROFF (monitor)."""
-        self.cloud.reconcile(host_id, set(running))
+    def reconcile(self, host_id: int, running: Set[int] = frozenset(),  # type: ignore[assignment]
+                  sync: bool = False, wait: bool = True) -> None:
+        """VM report from the host: ``running`` VMs run, the others -> POWEROFF (monitor).
+
+        ``sync``: a full sync ("missing" VMs, never ignored); ``wait``: until the LCM applied it.
+        """
+        self.cloud.reconcile(host_id, set(running), sync=sync, wait=wait)
+
+    def late_report(self, vm_id: int, wait: bool = True) -> None:
+        """A monitor report taken before the VM's last deploy arrives now: a RUNNING VM goes POWEROFF."""
+        self.cloud.late_report(vm_id, wait=wait)
+
+    def hosts_return(self, host_ids: Sequence[int], reports: Optional[Mapping[int, Set[int]]] = None,
+                     sync: bool = False) -> Dict[int, float]:
+        """Hosts whose outage ended together come back, spread over ``timing.host_spread`` seconds.
+
+        Each goes MONITORED at its own moment (the first at once); a host in
+        ``reports`` sends its VM report (its running VMs) ``timing.reconcile_after``
+        seconds later; the others' VMs stay as they are (stock dummy
+        monitoring). Returns when each host is due back (seconds from now);
+        the returns run on the simulator's timeline.
+        """
+        timing = self.cloud.timing
+        rng = self.cloud.random
+        order = list(host_ids)
+        offsets = {h: (0.0 if i == 0 else rng.uniform(0.0, timing.host_spread)) for i, h in enumerate(order)}
+        for host_id, offset in offsets.items():
+            self.cloud.timeline.after(offset, functools.partial(self.host_monitored, host_id))
+            if reports is not None and host_id in reports:
+                low, high = timing.reconcile_after
+                report = functools.partial(self.reconcile, host_id, set(reports[host_id]), sync, False)
+                self.cloud.timeline.after(offset + rng.uniform(low, high), report)
+        return offsets
+
+    def vm_log(self, vm_id: int) -> List[str]:
+        """The VM's log lines that nothing in its XML shows (dropped actions, ignored reports)."""
+        with self.cloud.lock:
+            return list(self.cloud.vm_log.get(vm_id, []))
 
     def user_poweroff(self, vm_id: int, hard: bool = False) -> None:
         """A user's ``onevm poweroff`` (history ACTION 19, 20 if hard)."""
@@ -299,4 +349,4 @@ def _host_model(host: SimHost, vm_ids: Sequence[int]) -> Host:
                 tuple(sorted(vm_ids)), _singles(host.template))
 
 
-__all__ = ["SimOned", "HookEvent", "Latency", "REAL_LATENCY"]
+__all__ = ["SimOned", "HookEvent", "Latency", "REAL_LATENCY", "OnedTiming", "INSTANT", "REAL_TIMING"]

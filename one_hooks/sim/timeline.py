@@ -1,9 +1,13 @@
-"""Delayed work of the simulated oned (boots, shutdowns) on one thread.
+"""Delayed work of the simulated oned (its LCM queue, deploys, shutdowns) on one thread.
 
-oned answers an action at once and finishes it later (the driver's deploy
-takes a while): the caller sees BOOT_UNKNOWN, then RUNNING. The timeline runs
-those second halves in time order, one at a time, and lets tests wait until
+oned answers an action at once and applies it later (its LCM queue, then the
+driver's deploy): the caller sees the old state, then BOOT_UNKNOWN, then
+RUNNING. The timeline runs those later halves in time order, one at a time
+(same time: in the order they were scheduled), and lets tests wait until
 nothing is pending instead of sleeping.
+
+Its ``clock`` may be a test's fake one: the test then calls :meth:`Timeline.poke`
+after moving it, and :meth:`Timeline.wait_due` to let everything due run.
 """
 from __future__ import annotations
 
@@ -34,6 +38,16 @@ class Timeline:
             heapq.heappush(self._heap, (self._clock() + max(delay, 0.0), next(self._order), work))
             self._cond.notify_all()
 
+    def poke(self) -> None:
+        """The clock moved (a fake clock): look at what is due again."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_due(self, timeout: float) -> bool:
+        """Block until nothing due by the clock's now is pending or running; False on timeout."""
+        return wait_while(self._cond, lambda: bool(
+            self._running or (self._heap and self._heap[0][0] <= self._clock())), timeout)
+
     def pending(self) -> int:
         """How many callables are waiting or running."""
         with self._cond:
@@ -56,7 +70,8 @@ class Timeline:
             with self._cond:
                 while not self._stopped and (
                         not self._heap or self._heap[0][0] > self._clock()):
-                    wait = self._heap[0][0] - self._clock() if self._heap else None
+                    # Capped: a fake clock moves without telling (poke() wakes us sooner).
+                    wait = min(self._heap[0][0] - self._clock(), 0.5) if self._heap else None
                     self._cond.wait(wait)
                 if self._stopped:
                     return
