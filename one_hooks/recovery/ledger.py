@@ -111,9 +111,7 @@ class Ledger:
     @classmethod
     def from_section(cls, section: RecoverySection, wall: Callable[[], float] = time.time) -> "Ledger":
         """A ledger for ``[recovery]``: records stay meaningful while some process may still carry a VM."""
-        episode = (section.settle_seconds + section.retry_delay
-                   + carry_seconds(section.attempts, section.wait_running, section.retry_delay))
-        return cls(section.state_dir, episode=episode, wall=wall)
+        return cls(section.state_dir, episode=episode_seconds(section), wall=wall)
 
     def _path(self, kind: str, name: str) -> str:
         directory = os.path.join(self.state_dir, kind)
@@ -280,12 +278,14 @@ class Ledger:
 
 
 def episode_seconds(section: RecoverySection) -> float:
-    """How long after its last attempt a recovery stays the same episode (attempts, host records).
+    """How long after its last change a recovery stays the same episode (attempt records, host records).
 
-    As long as the UNKNOWN hook may still retry a failed deploy: the settle
-    window, the wait for RUNNING, and every retry delay.
+    As long as some process may still carry a VM of it: the settle window, a
+    retry delay, and the longest carry (every attempt's wait and the delays
+    between them).
     """
-    return section.settle_seconds + section.wait_running + section.retry_delay * (2 ** section.attempts)
+    return (section.settle_seconds + section.retry_delay
+            + carry_seconds(section.attempts, section.wait_running, section.retry_delay))
 
 
 def _unusable(path: str, exc: OSError) -> ConfigError:
