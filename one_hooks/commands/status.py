@@ -2,9 +2,10 @@
 
 Our hooks (registered, matching their templates, their last runs), each
 host (its state, whether host-reconnect's watcher watches it and until when,
-its last recovery: when, by whom, the iSCSI gate's verdict, the outcomes,
-and the gate's stored verdict), the VMs an outage left down that are still
-not running and why, and what needs the operator. Exit 0 when nothing does,
+how many of its VMs the process that resumed them carries now, its last
+recovery: when, by whom, the iSCSI gate's verdict, the outcomes, and the
+gate's stored verdict), the VMs an outage left down that are still not
+running and why, and what needs the operator. Exit 0 when nothing does,
 1 when something does (each said as one line with what to do), 2 bad input.
 
 Read only: oned is asked with read calls alone, one of each kind (the
@@ -117,7 +118,7 @@ def gather(config: Config, oned: Any, now: float) -> Tuple[Facts, List[HookView]
             if (found := claims.live_claim(state_dir, h.id, now)) is not None}
     verdicts = {h.id: stored_verdict(state_dir, h.name) for h in hosts}
     view = overview(hosts, vms, records.read_all(state_dir), live, verdicts,
-                    Settings.from_section(config.recovery))
+                    Settings.from_section(config.recovery), claims.live_carriers(state_dir, now))
     facts = Facts(now, oned.safe_endpoint, version, view)
     return facts, hook_views(pool, {h.id: h.log for h in ours}, config)
 
@@ -166,15 +167,15 @@ def render(facts: Facts, hooks: Sequence[HookView], attention: Sequence[str]) ->
         rows.append((h.name, str(h.hook_id) if h.hook_id is not None else "-", h.state, runs))
     lines += _table(rows)
     lines += ["", "hosts:"]
-    rows = [("ID", "HOST", "STATE", "WATCHED UNTIL", "LAST RECOVERY", "GATE", "STORED VERDICT", "VMS DOWN",
-             "OUTCOMES")]
+    rows = [("ID", "HOST", "STATE", "WATCHED UNTIL", "CARRIED", "LAST RECOVERY", "GATE", "STORED VERDICT",
+             "VMS DOWN", "OUTCOMES")]
     for v in view.hosts:
         record = v.record
         last = f"{when(record.updated)} by {'+'.join(record.by)}" if record else "-"
         gate, cached = _gate(v, when)
         rows.append((str(v.host.id), v.host.name, v.host.state.name,
-                     when(v.watched_until) if v.watched_until else "-", last, gate, cached, str(v.down),
-                     _outcomes(record)))
+                     when(v.watched_until) if v.watched_until else "-", str(len(v.carried)), last, gate, cached,
+                     str(v.down), _outcomes(record)))
     lines += _table(rows)
     skipped = [(v.host.name, e) for v in view.hosts if v.record for e in v.record.vms
                if e.outcome == "SKIPPED"]
@@ -189,8 +190,8 @@ def render(facts: Facts, hooks: Sequence[HookView], attention: Sequence[str]) ->
     listed = [d for d in view.down if d.attention or d.why.startswith("left down on purpose")]
     if view.down:
         waiting = len(view.down) - len(listed)
-        lines += ["", "VMs down" + (f" ({waiting} more wait for their host or its watcher: see hosts)"
-                                    if waiting else "") + ":"]
+        lines += ["", "VMs down" + (f" ({waiting} more wait for their host, its watcher or the process "
+                                    "carrying them: see hosts)" if waiting else "") + ":"]
         if listed:
             rows = [("VM", "NAME", "HOST", "STATE", "LAST OUTCOME", "WHY")]
             rows.extend((str(d.vm.id), d.vm.name, d.host, d.vm.state_name, d.last.label() if d.last else "-", d.why)
@@ -224,6 +225,8 @@ def as_dict(facts: Facts, hooks: Sequence[HookView], attention: Sequence[str]) -
                   for h in hooks],
         "hosts": [{"id": v.host.id, "name": v.host.name, "state": v.host.state.name,
                    "watched_until": v.watched_until, "watcher_pid": v.watcher_pid, "vms_down": v.down,
+                   "carried": [{"vm_id": c.vm_id, "pid": c.pid, "who": c.who, "until": c.until}
+                               for c in v.carried],
                    "last_recovery": v.record.to_dict() if v.record else None,
                    "stored_verdict": v.verdict.to_dict() if v.verdict else None} for v in facts.view.hosts],
         "vms_down": [_down(d) for d in facts.view.down],
