@@ -21,7 +21,9 @@ virtualenv, then runs one-hooks-install with the remaining options.
 
 one-hooks-install options (see its --help): --remotes DIR, --root DIR,
 --config PATH, --cpu-host[=native|wrapper], --dry-run, --check, --uninstall,
---sync. Everything after "--" goes to one-hooks-install untouched.
+--sync. Everything after "--" goes to one-hooks-install untouched. With
+--dry-run nothing is created either: no virtualenv, no pip run; the
+installer's dry run runs from this directory.
 
 pip honours its usual environment (PIP_INDEX_URL, PIP_FIND_LINKS, ...) for
 front-ends behind a proxy or without Internet access.
@@ -38,10 +40,12 @@ die() {
 # one-hooks-install (rotating "$@" keeps spaces and quotes intact without eval).
 n=$#
 passthrough=no
+dry_run=no
 while [ "$n" -gt 0 ]; do
     arg=$1
     shift
     n=$((n - 1))
+    [ "$arg" = --dry-run ] && dry_run=yes
     if [ "$passthrough" = yes ]; then
         set -- "$@" "$arg"
         continue
@@ -69,6 +73,26 @@ SRC=$(cd "$(dirname "$0")" && pwd)
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install python3 (>= 3.9)"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
     || die "$PYTHON is older than Python 3.9"
+
+if [ "$dry_run" = yes ]; then
+    # Nothing is created: one-hooks-install's own dry run runs from this checkout,
+    # with the interpreter that has its libraries (the existing venv's, else PYTHON),
+    # told which interpreter the shims would run.
+    if [ -x "$VENV/bin/python" ]; then
+        printf 'install.sh: would upgrade one-hooks in %s from %s (dry run: pip not run)\n' "$VENV" "$SRC"
+        preview=$VENV/bin/python
+    else
+        printf 'install.sh: would create the virtualenv %s and install one-hooks from %s into it (dry run: nothing created)\n' \
+            "$VENV" "$SRC"
+        preview=$PYTHON
+    fi
+    if PYTHONPATH=$SRC "$preview" -c 'import configobj, lxml, one_hooks.install.main' >/dev/null 2>&1; then
+        PYTHONPATH=$SRC exec "$preview" -m one_hooks.install --python "$VENV/bin/python" "$@"
+    fi
+    printf 'install.sh: then one-hooks-install %s; its steps cannot be shown before the install (%s lacks configobj or lxml)\n' \
+        "$*" "$preview"
+    exit 0
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
     printf 'install.sh: creating virtualenv %s\n' "$VENV"

@@ -9,19 +9,25 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 from .config import LogSection
 from .logline import DATE_FORMAT, log_format, one_line
 
 LOGGER_NAME = "one_hooks"
+#: log record attribute: the line was printed already (by a Reporter)
+ECHOED = "one_hooks_echoed"
 
 
 def setup(section: LogSection, program: str) -> logging.Logger:
     """Configure the package logger once, from ``[log]``.
 
-    A log file that cannot be opened (no permission, missing directory) does
-    not stop a recovery: lines then go to stderr, with one warning saying why.
+    A log file that cannot be opened does not stop a recovery: lines then go
+    to stderr. Quietly when its directory does not exist (a machine without
+    ``/var/log/one``: ``one-hooks-install --check`` says so, once), and
+    without the lines a :class:`Reporter` has already printed; with one
+    warning when the directory is there but refuses the file (an
+    installation problem: the hooks, as oneadmin, cannot log either).
     """
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers.clear()
@@ -32,6 +38,9 @@ def setup(section: LogSection, program: str) -> logging.Logger:
     problem = ""
     if section.file == "-":
         handler = logging.StreamHandler(sys.stderr)
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(section.file))):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(lambda record: not getattr(record, ECHOED, False))
     else:
         try:
             if os.getuid() == 0:
@@ -51,6 +60,17 @@ def setup(section: LogSection, program: str) -> logging.Logger:
     return logger
 
 
+def stderr_notice(program: str) -> Callable[[str], None]:
+    """What a command says on stderr while it waits (e.g. oned's ``on_retry``): ``PROGRAM: text``.
+
+    Not a decision, so not logged: it tells a person at the terminal that the
+    command is alive and what it waits for.
+    """
+    def notice(text: str) -> None:
+        print(f"{program}: {one_line(text)}", file=sys.stderr, flush=True)
+    return notice
+
+
 class Reporter:
     """Writes each decision line to ``out`` (stdout by default) and to the log."""
 
@@ -67,7 +87,17 @@ class Reporter:
         self.lines.append(text)
         if self.echo:
             print(text, file=self.out, flush=True)
-        self.logger.log(level, text)
+        self.logger.log(level, text, extra={ECHOED: self.echo})
+
+    def progress(self, done: int, total: int, outcome: str) -> None:
+        """One more VM settled (``outcome``), ``done`` of ``total``: shown by reporters that draw a counter."""
+
+    def show(self, lines: "list[str]") -> None:
+        """Print detail lines (a dry run's diff) to ``out`` only: they are no decision to log."""
+        if self.echo:
+            for text in lines:
+                print(one_line(text), file=self.out)
+            self.out.flush()
 
     def warning(self, text: str) -> None:
         """Record a decision that needs an operator's attention."""

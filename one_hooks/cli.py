@@ -20,6 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import __version__
 from .errors import EXIT_USAGE, OneHooksError
 
+CONFIG_HELP = "configuration file to read (before or after the subcommand)"
+
 #: subcommand -> (module, one-line help). Order is the order of ``--help``.
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "simulate": ("one_hooks.sim.demo", "run a simulated cloud through a power outage and let the hooks heal it"),
@@ -28,6 +30,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "recover": ("one_hooks.commands.recover", "find VMs an outage left down, check storage, resume them in order"),
     "evacuate": ("one_hooks.commands.evacuate",
                  "fence a dead host, disable it, restart its VMs on shared storage on other hosts"),
+    "status": ("one_hooks.commands.status",
+               "our hooks, each host's last recovery, the VMs still down and why, what needs the operator"),
     "iscsi": ("one_hooks.commands.iscsi", "check one host's iSCSI sessions the way the recovery gate does"),
     "cpu": ("one_hooks.commands.cpu", "switch KVM guests to the host CPU, verify it, check live-migration safety"),
     "config": ("one_hooks.commands.config", "show the configuration reference, the defaults, or check a file"),
@@ -48,7 +52,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="PATH", help="configuration file to read")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    parser.add_argument("--dry-run", dest="global_dry_run", action="store_true",
+                        help="the subcommand's --dry-run (recover, cpu enable, cpu disable), given first")
     parser.add_argument("--version", action="version", version=f"one-hooks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
@@ -56,7 +62,22 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         if only == name:
             importlib.import_module(module_name).add_arguments(sub_parser)
+        _take_global_options(sub_parser)
     return parser
+
+
+def _take_global_options(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser`` and the subcommands under it take ``--config`` too (after the subcommand's name).
+
+    Its default is SUPPRESS, so that a ``--config`` given before the
+    subcommand is kept when none follows it.
+    """
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    for action in parser._actions:  # argparse keeps its subparsers only here
+        choices = action.choices if isinstance(action.choices, dict) else {}
+        for nested in choices.values():
+            if isinstance(nested, argparse.ArgumentParser):
+                _take_global_options(nested)
 
 
 def _command_in(argv: Sequence[str]) -> Optional[str]:
@@ -93,6 +114,12 @@ def main(argv: Optional[Sequence[str]] = None, preset: Optional[Dict[str, Any]] 
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    if args.global_dry_run:
+        if not hasattr(args, "dry_run"):
+            where = " ".join([args.command] + [str(getattr(args, f"{args.command}_command", "") or "")]).strip()
+            print(f"one-hooks: error: --dry-run: 'one-hooks {where}' has no dry run", file=sys.stderr)
+            return EXIT_USAGE
+        args.dry_run = True
     return run_guarded(lambda: _dispatch(args), "one-hooks")
 
 
@@ -114,7 +141,9 @@ def run_guarded(body: Callable[[], int], program: str) -> int:
     try:
         return body()
     except OneHooksError as exc:
-        print(f"{program}: error: {exc}", file=sys.stderr)
+        # One line per problem (a configuration file may hold several, ConfigError.joined).
+        for line in str(exc).splitlines() or [""]:
+            print(f"{program}: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ The file uses configobj syntax (INI-like: ``[section]`` then ``key = value``).
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -341,23 +342,29 @@ def load(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
             source, configspec=spec_lines(), file_error=True,
             encoding="utf-8", list_values=True, interpolation=False)
     except configobj.ConfigObjError as exc:
-        raise ConfigError(_first_line(str(exc)), file_path) from None
+        several = [ConfigError(_first_line(str(e)), file_path) for e in getattr(exc, "errors", [])]
+        raise ConfigError.joined(several or [ConfigError(_first_line(str(exc)), file_path)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {_first_line(str(exc))}", file_path) from None
 
+    problems: List[ConfigError] = []
     result = obj.validate(validate.Validator(), preserve_errors=True)
     if result is not True:
         for sections, key, error in configobj.flatten_errors(obj, result):
-            where = ".".join(sections) + (f" {key}" if key else "")
+            section = ".".join(sections)
             if key is None:
-                raise ConfigError("section is missing", file_path, ".".join(sections))
-            message = str(error) if error else "missing value"
-            raise ConfigError(f"{key}: {message}", file_path, ".".join(sections) or where)
+                problems.append(ConfigError("section is missing", file_path, section))
+                continue
+            problems.append(ConfigError(_explain(section, key, obj[sections[0]].get(key), error),
+                                        file_path, section))
     for sections, name in configobj.get_extra_values(obj):
         if sections:
-            raise ConfigError(f"unknown key '{name}'", file_path, ".".join(sections))
+            problems.append(ConfigError(f"unknown key '{name}'", file_path, ".".join(sections)))
+            continue
         kind = "section" if isinstance(obj.get(name), dict) else "key outside any section"
-        raise ConfigError(f"unknown {kind} '{name}'", file_path)
+        problems.append(ConfigError(f"unknown {kind} '{name}'", file_path))
+    if problems:
+        raise ConfigError.joined(problems)
 
     values: Dict[str, Any] = {}
     for name, cls in SECTIONS.items():
@@ -407,6 +414,48 @@ def _check_evacuate(section: EvacuateSection, path: str) -> None:
         re.compile(section.fence_off_pattern)
     except re.error as exc:
         raise ConfigError(f"fence_off_pattern: not a regular expression: {exc}", path, "evacuate") from None
+
+
+#: configobj spec type -> what a value of it must be.
+_TYPE_NAMES = {"integer": "an integer", "float": "a number", "boolean": "yes or no",
+               "string": "text", "force_list": "a list"}
+
+
+def _spec_of(section: str, key: str) -> Tuple[str, List[Any], Dict[str, Any]]:
+    """The declared spec of ``[section] key``: type, positional and keyword arguments."""
+    spec: str = next(f.metadata["spec"] for f in dataclasses.fields(SECTIONS[section]) if f.name == key)
+    call = ast.parse(spec, mode="eval").body
+    if not isinstance(call, ast.Call):
+        return spec, [], {}
+    name = call.func.id if isinstance(call.func, ast.Name) else spec
+    return (name, [ast.literal_eval(a) for a in call.args],
+            {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg})
+
+
+def _explain(section: str, key: str, raw: Any, error: Any) -> str:
+    """One line saying what is wrong with ``key = raw`` and what it may be: the values, type or bound."""
+    import validate
+
+    shown = ", ".join(map(str, raw)) if isinstance(raw, list) else raw
+    head = f"{key} = {shown!r}"
+    if not error:
+        return f"{key}: missing value"
+    kind, options, bounds = _spec_of(section, key)
+    if kind == "option":
+        why = "not one of " + ", ".join(map(str, options))
+    elif isinstance(error, validate.VdtValueTooSmallError):
+        why = f"below the minimum, {bounds.get('min')}"
+    elif isinstance(error, validate.VdtValueTooBigError):
+        why = f"above the maximum, {bounds.get('max')}"
+    elif isinstance(error, validate.VdtValueTooShortError):
+        why = "must not be empty" if bounds.get("min") == 1 else f"shorter than {bounds.get('min')} characters"
+    elif isinstance(error, validate.VdtValueTooLongError):
+        why = f"longer than {bounds.get('max')} characters"
+    elif isinstance(error, validate.VdtTypeError):
+        why = f"not {_TYPE_NAMES.get(kind, kind)}"
+    else:
+        why = _first_line(str(error))
+    return f"{head}: {why}"
 
 
 def _first_line(text: str) -> str:

@@ -37,13 +37,31 @@ class UsageError(OneHooksError):
 
 
 class ConfigError(UsageError):
-    """The configuration file is unreadable, malformed or has a bad value."""
+    """The configuration file is unreadable, malformed or has a bad value.
+
+    One error may carry every problem of a file (:meth:`joined`): ``str()``
+    then holds one line per problem, and so does :attr:`lines`.
+    """
 
     def __init__(self, message: str, path: str = "", key: str = "") -> None:
         self.path = path
         self.key = key
         where = path + (f": [{key}]" if key else "") if path else (f"[{key}]" if key else "")
-        super().__init__(f"{where}: {message}" if where else message)
+        line = f"{where}: {message}" if where else message
+        self.lines: "Sequence[str]" = (line,)
+        super().__init__(line)
+
+    @classmethod
+    def joined(cls, errors: "Sequence[ConfigError]") -> "ConfigError":
+        """One error holding all of ``errors`` (at least one), one line each, in order."""
+        first = errors[0]
+        if len(errors) == 1:
+            return first
+        combined = cls(first.lines[0])
+        combined.path, combined.key = first.path, first.key
+        combined.lines = tuple(line for error in errors for line in error.lines)
+        combined.args = ("\n".join(combined.lines),)
+        return combined
 
 
 class PayloadError(UsageError):

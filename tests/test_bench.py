@@ -17,7 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED = ("storm_vms", "storm_wall_s", "storm_speedup_vs_serial", "storm_ratio_to_bound",
-            "hook_cpu_s_per_event", "hook_startup_cpu_s", "wrapper_overhead_ms", "host_reconnect_cpu_s_per_host")
+            "hook_cpu_s_per_event", "hook_startup_cpu_s", "wrapper_overhead_ms", "host_reconnect_cpu_s_per_host",
+            "status_wall_s_1000", "status_cpu_s_1000", "status_baseline_wall_s_1000", "status_baseline_cpu_s_1000")
 
 
 def test_quick_json_run_prints_the_keys() -> None:
@@ -43,3 +44,5 @@ def test_quick_json_run_prints_the_keys() -> None:
     assert [row["vms"] for row in result["scale"]] == [100, 300]
     assert [row["hosts"] for row in result["scale_by_hosts"]] == [1, 3]
     assert result["machine"]["nproc"] >= 1 and result["machine"]["python"]
+    # status reads the VM pool once per run, whatever the cloud's size
+    assert [(row["vms"], row["pool_calls_per_run"]) for row in result["status"]] == [(1000, 1.0)]

@@ -73,6 +73,46 @@ def test_bad_files_name_the_key(tmp_path: Path, text: str, words: list) -> None:
     assert info.value.exit_code == 2
 
 
+@pytest.mark.parametrize("text, line", [
+    ("[recovery]\npolicy = sometimes\n", "[recovery]: policy = 'sometimes': not one of all, opt-in"),
+    ("[recovery]\nmax_parallel = many\n", "[recovery]: max_parallel = 'many': not an integer"),
+    ("[iscsi]\ndeadline = soon\n", "[iscsi]: deadline = 'soon': not a number"),
+    ("[iscsi]\ncheck = maybe\n", "[iscsi]: check = 'maybe': not yes or no"),
+    ("[recovery]\nmax_parallel = 0\n", "[recovery]: max_parallel = '0': below the minimum, 1"),
+    ("[oned]\nretries = 21\n", "[oned]: retries = '21': above the maximum, 20"),
+    ("[recovery]\nstate_dir = ''\n", "[recovery]: state_dir = '': must not be empty"),
+    ("[log]\nlevel = loud\n", "[log]: level = 'loud': not one of debug, info, warning, error"),
+])
+def test_each_error_says_what_is_allowed(tmp_path: Path, text: str, line: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    assert str(info.value) == f"{path}: {line}"
+
+
+def test_every_error_of_a_file_at_once_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write(tmp_path, "[recovery]\npolicy = sometimes\nmax_parallel = 0\n[iscsi]\ndeadlin = 5\n"
+                           "deadline = soon\n[isci]\n")
+    code = main(["--config", path, "config", "--check"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert sorted(err) == sorted(f"one-hooks: error: {path}: {line}" for line in (
+        "[recovery]: policy = 'sometimes': not one of all, opt-in",
+        "[recovery]: max_parallel = '0': below the minimum, 1",
+        "[iscsi]: deadline = 'soon': not a number",
+        "[iscsi]: unknown key 'deadlin'",
+        "unknown section 'isci'"))
+
+
+def test_several_syntax_errors_each_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[recovery\npolicy = all\n[iscsi\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2 and "at line 1" in lines[0] and "at line 3" in lines[1]
+    assert all(line.startswith(f"{path}: ") for line in lines)
+
+
 def test_bad_file_gives_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = write(tmp_path, "[iscsi]\ndeadline = soon\n")
     code = main(["--config", path, "config", "--check"])

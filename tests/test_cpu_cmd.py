@@ -49,6 +49,35 @@ def test_native_enable_disable_file(setup, capsys) -> None:
     assert conf.read_bytes() == original
 
 
+def test_dry_runs_show_the_diff_they_would_make_in_the_conditional(setup, capsys) -> None:
+    conf, remotes, cfg = setup
+    original = conf.read_bytes()
+    assert main(cfg, "enable", "--mode", "native", "--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert conf.read_bytes() == original
+    assert f"--- {conf}" in out and f"+++ {conf}" in out
+    assert '+CPU_MODEL = [ MODEL = "host-passthrough" ]' in out
+    assert not any(line.startswith("-") and not line.startswith("---") for line in out), "nothing removed"
+    assert any(line.startswith("@@ ") for line in out)
+    assert main(cfg, "enable", "--mode", "native") == 0
+    capsys.readouterr()
+    switched = conf.read_bytes()
+    assert main(cfg, "disable", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert conf.read_bytes() == switched
+    assert "would restore" in out and "byte for byte" in out and "restored" not in out
+    assert '-CPU_MODEL = [ MODEL = "host-passthrough" ]' in out.splitlines()
+    assert "and remove the backup" in out
+    # the wrapper mode's dry run shows the EMULATOR line and the wrapper files it would write
+    assert main(cfg, "disable") == 0
+    assert main(cfg, "enable", "--mode", "wrapper", "--dry-run", "--remotes", str(remotes)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"+EMULATOR = \"{NODE_WRAPPER}\"" in out or f"+EMULATOR = {NODE_WRAPPER}" in out
+    assert f"+++ {wrapper_mod.settings_path(str(remotes))}" in out and "+CPU=host,arch-capabilities=off" in out
+    assert f"+++ {wrapper_mod.wrapper_path(str(remotes))}" in out
+    assert not remotes.exists() and conf.read_bytes() == original
+
+
 def test_wrapper_enable_installs_and_points_emulator(setup, capsys) -> None:
     conf, remotes, cfg = setup
     original = conf.read_bytes()
@@ -112,12 +141,22 @@ def cluster_template(sim, cluster_id: int):
 
 def test_cluster_scope_enable_then_disable_restores(sim, api_cfg, capsys) -> None:
     cid = sim.add_cluster("kvm-a", {"RESERVED_CPU": "10"})
+    assert main(api_cfg, "enable", "--mode", "native", "--scope", f"cluster:{cid}", "--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"cluster {cid}: would set CPU_MODEL = [ MODEL = \"host-passthrough\" ] (dry run: nothing sent " \
+           "to oned); its template would change:" in out
+    assert '+CPU_MODEL = [ MODEL = "host-passthrough" ]' in out and ' RESERVED_CPU = "10"' in out
+    assert cluster_template(sim, cid).get("CPU_MODEL") is None
     assert main(api_cfg, "enable", "--mode", "native", "--scope", f"cluster:{cid}") == 0
     tmpl = cluster_template(sim, cid)
     assert tmpl.get("CPU_MODEL") == {"MODEL": "host-passthrough"}
     assert tmpl.get("RESERVED_CPU") == "10"
     assert main(api_cfg, "enable", "--mode", "native", "--scope", f"cluster:{cid}") == 0
     assert "nothing to change" in capsys.readouterr().out
+    assert main(api_cfg, "disable", "--scope", f"cluster:{cid}", "--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"cluster {cid}: would remove CPU_MODEL") for line in out)
+    assert '-CPU_MODEL = [ MODEL = "host-passthrough" ]' in out
     assert main(api_cfg, "disable", "--scope", f"cluster:{cid}") == 0
     tmpl = cluster_template(sim, cid)
     assert dict(tmpl.items()) == {"RESERVED_CPU": "10"}

@@ -26,14 +26,27 @@ def test_demo_heals_the_cloud(tmp_path) -> None:
     assert "opted out (ONE_HOOKS_RECOVER=NO)" in out
     assert "onevm unlock" in out
     assert "iSCSI gate BROKEN" in out
+    # the demo ends with what one-hooks status tells the operator: the locked VM, the broken host
+    status = out.split("== one-hooks status (exit 1: what an operator sees now) ==\n", 1)[1]
+    assert "needs the operator" in status and "onevm unlock" in status
+    assert "its last iSCSI gate said BROKEN" in status
     assert "one-hooks-host-reconnect" in out and "one-hooks-vm-poweroff" in out
     assert os.listdir(tmp_path) == []  # the work directory was removed
+    # ... and is not named as if it stayed; every column of the final table has a header
+    assert str(tmp_path) not in out and "work directory /" not in out
+    assert "(--keep keeps its work directory)" in out
+    table = out.split("== final state ==\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table[0].split() == ["VM", "NAME", "HOST", "BEFORE", "AFTER", "RESUMES", "DECISION", "REASON", "CHECK"]
+    assert all(row.rstrip().endswith((" ok", " UNEXPECTED")) for row in table[1:])
 
 
-def test_demo_other_sizes(tmp_path) -> None:
-    result = _simulate(tmp_path, "--fast", "--hosts", "3", "--vms", "9")
+def test_demo_other_sizes_and_keep(tmp_path) -> None:
+    result = _simulate(tmp_path, "--fast", "--hosts", "3", "--vms", "9", "--keep")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "9 of 9 VMs as expected" in result.stdout
+    kept = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("work directory kept: ")]
+    assert len(kept) == 1 and os.path.isfile(os.path.join(kept[0], "one-hooks.log"))
+    assert [os.path.join(str(tmp_path), name) for name in os.listdir(tmp_path)] == kept
 
 
 def test_demo_bad_sizes_exit_2(tmp_path) -> None:

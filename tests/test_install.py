@@ -147,6 +147,25 @@ def test_render_shim_replaces_only_the_assignment(tmp_path: Path) -> None:
     assert out.decode().strip() == "python3"
 
 
+@pytest.mark.parametrize("config", ["", "/srv/dir with space/it's.conf"])
+def test_shipped_shims_export_the_configuration_they_carry(tmp_path: Path, config: str) -> None:
+    """The real shims, rendered, run by sh: the interpreter gets $ONE_HOOKS_CONFIG set to the file (or left as is)."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nprintf "%s|%s\\n" "${ONE_HOOKS_CONFIG-unset}" "$*"\n')
+    fake.chmod(0o755)
+    for name in ("host-reconnect", "vm-unknown", "vm-poweroff"):
+        rendered = files.render_shim((Path(files.shipped_remotes()) / "hooks/one-hooks" / name).read_bytes(),
+                                     str(fake), config)
+        assert files.shim_config(rendered) == config and files.shim_python(rendered) == str(fake)
+        shim = tmp_path / name
+        shim.write_bytes(rendered)
+        env = {k: v for k, v in os.environ.items() if k != "ONE_HOOKS_CONFIG"}
+        out = subprocess.run(["sh", str(shim), "PAYLOAD"], capture_output=True, text=True, timeout=10,
+                             env=env, check=True).stdout
+        seen, argv = out.rstrip("\n").split("|")
+        assert seen == (config or "unset") and argv.endswith(f"{name} PAYLOAD")
+
+
 def test_sudo_list_argv() -> None:
     assert install_check.sudo_list_argv(["sudo", "-n", "iscsiadm"], "session") == \
         ["sudo", "-n", "-l", "iscsiadm", "-m", "session"]
@@ -165,8 +184,11 @@ def test_shipped_remotes_holds_the_shim_dir() -> None:
 
 def test_bad_arguments_exit_2_and_change_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert install.main(["--check", "--uninstall"]) == 2
-    assert install.main(["--root", str(tmp_path / "absent")]) == 2
-    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert install.main(["--root", str(tmp_path / "file" / "root")]) == 2
+    assert f"--root {tmp_path / 'file' / 'root'}: cannot be created: {tmp_path / 'file'} is not a directory" \
+        in capsys.readouterr().err
+    (tmp_path / "file").unlink()
     assert install.main(["--root", str(tmp_path), "--check", "--dry-run"]) == 2
     assert list(tmp_path.iterdir()) == []
 
@@ -361,6 +383,17 @@ def test_check_without_any_config_names_it_and_still_checks_the_rest(site: Site)
     assert "problem: hook one-hooks-vm-unknown: not registered" in result.out
 
 
+def test_check_says_once_that_the_log_goes_to_stderr_without_its_directory(site: Site) -> None:
+    assert site.run().code == 0
+    lines = site.run("--check").out.splitlines()
+    said = [line for line in lines if "/var/log/one does not exist" in line]
+    assert said == ["warning: [log] file /var/log/one/one-hooks.log: /var/log/one does not exist: one-hooks "
+                    "logs to stderr instead (a hook's lines stay in onehook show); create it, owned by "
+                    "oneadmin, or set [log] file"]
+    (site.root / "var/log/one").mkdir(parents=True)
+    assert not any("does not exist" in line for line in site.run("--check").out.splitlines())
+
+
 def test_uninstall_keeps_an_edited_config(site: Site) -> None:
     assert site.run().code == 0
     conf = site.root / "etc" / "one" / "one-hooks.conf"
@@ -382,12 +415,31 @@ def test_dry_run_changes_nothing(site: Site) -> None:
         assert line in result.out
     for name in ht.NAMES:
         assert f"would register hook {name}: not registered" in result.out
+    # each file it would write is shown as the diff it would make, under its installed path
+    lines = result.out.splitlines()
+    shim = f"/{REMOTES}/hooks/one-hooks/vm-unknown"
+    assert lines[lines.index(f"+++ {shim}") - 1] == "--- /dev/null"
+    assert f"+PYTHON={sys.executable}" in lines
+    assert "+++ /etc/one/one-hooks.conf" in lines and "+[recovery]" in lines
+    assert f"+++ /{REMOTES}/vmm/kvm/one-hooks-qemu" in lines
+    assert "+++ /var/lib/one/one-hooks/install-manifest.json" in lines
+    assert not any(str(site.root) in line for line in lines), "paths as the installed system sees them"
     # installed, then a dry-run uninstall: nothing moves either
     assert site.run().code == 0
     tree, hooks = site.tree(), site.hooks()
     result = site.run("--uninstall", "--dry-run")
     assert result.code == 0 and "would delete" in result.out and "would remove" in result.out
     assert site.tree() == tree and site.hooks() == hooks
+    # a changed file: only the lines that change
+    conf = site.root / "etc" / "one" / "one-hooks.conf"
+    conf.write_text(conf.read_text().replace("# max_parallel = 8", "max_parallel = 4"))
+    shim = site.remotes / "hooks/one-hooks/vm-unknown"
+    shim.write_bytes(shim.read_bytes().replace(b"exec ", b"exec  "))
+    result = site.run("--dry-run")
+    lines = result.out.splitlines()
+    assert result.code == 0 and f"would update /{REMOTES}/hooks/one-hooks/vm-unknown (mode 0755)" in lines
+    changed = [line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert len(changed) == 2 and changed[0].startswith("-exec  ") and changed[1].startswith("+exec ")
 
 
 def test_failure_half_way_names_the_step_and_a_rerun_finishes(site: Site) -> None:
@@ -430,13 +482,93 @@ def test_interrupted_file_copy_can_be_undone_or_finished(site: Site) -> None:
     assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
 
 
-def test_oned_unreachable_is_one_line_after_the_files(site: Site) -> None:
-    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+def test_oned_unreachable_writes_nothing(site: Site) -> None:
+    """Preflight: everything that can fail is asked before the first write; a half install is never left."""
     write_conf(site, extra="[oned]\nretries = 0\n")  # no retry waits in a unit test
+    tree = site.tree()
+    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
     result = site.run()
     assert result.code == 1
-    assert result.err.count("\n") == 1 and "oned" in result.err
-    assert (site.remotes / "hooks" / "one-hooks" / "vm-unknown").exists()
+    assert "problem: oned at http://127.0.0.1:9/RPC2 cannot be reached: " in result.out
+    assert result.err == "one-hooks-install: error: preflight: 1 problem(s) found before any change; " \
+                         "nothing was written\n"
+    assert site.tree() == tree
+
+
+def test_preflight_names_every_problem_at_once(site: Site, tmp_path: Path) -> None:
+    write_conf(site, extra="[recovery]\nstate_dir = /var/lib/obstacle/state\n")
+    (site.root / "var/lib/obstacle").write_text("a file where a directory must go\n")
+    (site.root / "srv").write_text("another file\n")
+    site.env["ONE_AUTH"] = str(tmp_path / "wrong_auth")
+    (tmp_path / "wrong_auth").write_text("oneadmin:wrong-password\n")
+    tree, hooks = site.tree(), site.hooks()
+    result = site.run("--remotes", "/srv/remotes")
+    assert result.code == 1, result.out + result.err
+    problems = [line for line in result.out.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 3, problems
+    assert any("refused the credentials" in p for p in problems)
+    assert any(p.startswith("problem: /srv/remotes: cannot be created: /srv is not a directory") for p in problems)
+    assert "problem: /var/lib/obstacle/state: cannot be created: /var/lib/obstacle is not a directory " \
+           "([recovery] state_dir)" in problems
+    assert "preflight: 3 problem(s)" in result.err
+    assert site.tree() == tree and site.hooks() == hooks
+
+
+def test_a_missing_root_is_created(site: Site, tmp_path: Path) -> None:
+    root = tmp_path / "new" / "root"
+    dry = site.run("--root", str(root), "--dry-run")
+    assert dry.code == 0, dry.out + dry.err
+    assert f"would create the --root directory {root}" in dry.out and not (tmp_path / "new").exists()
+    assert not any(str(root) in line for line in dry.out.splitlines() if "--root" not in line)
+    result = site.run("--root", str(root))
+    assert result.code == 0, result.out + result.err
+    assert (root / REMOTES / "hooks/one-hooks/vm-unknown").is_file()
+
+
+def test_preflight_refuses_an_oned_too_old(site: Site) -> None:
+    site.sim.sim.version = "5.12.0"
+    tree = site.tree()
+    result = site.run()
+    assert result.code == 1
+    assert "problem: oned 5.12.0 at" in result.out and "one-hooks needs OpenNebula 6.x or 7.x" in result.out
+    assert site.tree() == tree and site.ours() == {}
+
+
+def test_uninstall_with_oned_down_removes_what_is_local_and_names_the_hooks_left(site: Site) -> None:
+    write_conf(site, extra="[oned]\nretries = 0\n")
+    conf = site.root / "etc/one/one-hooks.conf"
+    before = {k: v for k, v in site.tree().items() if not k.startswith("etc")}
+    assert site.run().code == 0
+    ids = {name: hook.id for name, hook in site.ours().items()}
+    endpoint = site.env["ONE_XMLRPC"]
+    site.env["ONE_XMLRPC"] = "http://127.0.0.1:9/RPC2"
+    result = site.run("--uninstall")
+    assert result.code == 1, result.out + result.err
+    assert not (site.remotes / "hooks/one-hooks/vm-unknown").exists()
+    for name, hook_id in ids.items():
+        assert f"left to do: hook {name} (ID {hook_id}) is still registered: run 'onehook delete {hook_id}' " \
+               "as oneadmin" in result.out
+    assert "or re-run 'one-hooks-install --uninstall' once oned answers" in result.out
+    assert "oned at http://127.0.0.1:9/RPC2 cannot be reached" in result.err
+    assert set(site.ours()) == set(ht.NAMES), "the hooks are still in oned"
+    # oned is back: the re-run removes the hooks and the manifest that remembered them
+    site.env["ONE_XMLRPC"] = endpoint
+    again = site.run("--uninstall")
+    assert again.code == 0, again.out + again.err
+    assert site.ours() == {}
+    assert {k: v for k, v in site.tree().items() if not k.startswith("etc")} == before
+    assert conf.exists()
+
+
+def test_uninstall_with_credentials_refused_removes_nothing(site: Site, tmp_path: Path) -> None:
+    assert site.run().code == 0
+    tree = site.tree()
+    site.env["ONE_AUTH"] = str(tmp_path / "wrong_auth")
+    (tmp_path / "wrong_auth").write_text("oneadmin:wrong-password\n")
+    result = site.run("--uninstall")
+    assert result.code == 1
+    assert "refused the credentials" in result.err and "nothing was removed" in result.err
+    assert site.tree() == tree and set(site.ours()) == set(ht.NAMES)
 
 
 # --- --check catches each broken piece --------------------------------------------------
@@ -559,6 +691,11 @@ def test_cpu_host_native_and_its_revert(site: Site) -> None:
     original = (DATA / "vmm_exec_kvm-6.8.3.conf").read_bytes()
     conf.write_bytes(original)
     conf.chmod(0o640)
+    dry = site.run("--cpu-host", "--dry-run")
+    assert dry.code == 0 and conf.read_bytes() == original
+    lines = dry.out.splitlines()
+    assert "+++ /etc/one/vmm_exec/vmm_exec_kvm.conf" in lines
+    assert '+CPU_MODEL = [ MODEL = "host-passthrough" ]' in lines
     result = site.run("--cpu-host")
     assert result.code == 0, result.err
     assert conf_patch.state_of(conf.read_text()).native
@@ -567,6 +704,9 @@ def test_cpu_host_native_and_its_revert(site: Site) -> None:
     again = site.run("--cpu-host=native")
     assert again.code == 0 and "already in place" in again.out and "restart oned" not in again.out
     assert site.run("--check", "--node-remotes", str(site.remotes)).code == 0
+    dry = site.run("--uninstall", "--dry-run")
+    assert dry.code == 0 and '-CPU_MODEL = [ MODEL = "host-passthrough" ]' in dry.out.splitlines()
+    assert "would revert the CPU switch in /etc/one/vmm_exec/vmm_exec_kvm.conf" in dry.out
     result = site.run("--uninstall")
     assert result.code == 0, result.err
     assert conf.read_bytes() == original

@@ -56,6 +56,24 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "v").exists()
 
 
+def test_dry_run_creates_no_virtualenv_and_shows_the_installer_steps(tmp_path: Path, sim) -> None:
+    """install.sh --dry-run: no venv, no pip; one-hooks-install's own dry run from this checkout."""
+    venv = tmp_path / "venv"
+    root = tmp_path / "root"
+    env = dict(sim.env(), PYTHONPATH="")
+    env.pop("ONE_HOOKS_CONFIG", None)
+    result = run_sh("--venv", str(venv), "--python", sys.executable, "--dry-run", "--root", str(root),
+                    env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not venv.exists() and not root.exists()
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"install.sh: would create the virtualenv {venv} and install one-hooks from {REPO} " \
+                       "into it (dry run: nothing created)"
+    assert "would install /var/lib/one/remotes/hooks/one-hooks/vm-unknown (mode 0755)" in lines
+    assert f"+PYTHON={venv}/bin/python" in lines, "the shims as the real run would write them"
+    assert sim.calls.get("one.hook.allocate", 0) == 0
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One real install.sh run into a fresh virtualenv (pip from the package index)."""
@@ -110,3 +128,35 @@ def test_rerun_upgrades_in_place(venv: Path) -> None:
     assert "creating virtualenv" not in result.stdout
     assert result.returncode == 2 and "unrecognized arguments: --version-not-an-option" in result.stderr
     assert (venv / "bin" / "python").resolve() == before
+
+
+def our_warnings(output: str) -> list:
+    """Lines of a pip run that warn about this package (pip's notes about the index are not ours)."""
+    return [line for line in output.splitlines()
+            if "warning" in line.lower() and ("one_hooks" in line or "one-hooks" in line)]
+
+
+def test_pip_install_prints_no_warning_of_ours(tmp_path: Path) -> None:
+    """``pip install .`` and ``pip install -e .`` (what dev-setup.sh runs): setuptools has nothing to warn about.
+
+    The throw-away virtualenv sees this one's libraries (no download but pip's
+    own upgrade): its pip is upgraded first, as dev-setup.sh does, because only
+    recent pips show the build backend's warnings at all.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   capture_output=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    upgrade = subprocess.run(pip + ["install", "-q", "--upgrade", "pip"], capture_output=True, text=True,
+                             timeout=300, cwd=str(tmp_path))
+    if upgrade.returncode != 0:
+        pytest.skip("pip cannot be upgraded from the package index here: " + upgrade.stderr.strip()[-300:])
+    # A copy of the checkout: pip builds in the source tree, and must not leave build/ in this one.
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    for editable in ([], ["-e"]):
+        result = subprocess.run(pip + ["install", "--no-deps", *editable, str(source)], capture_output=True,
+                                text=True, timeout=300, cwd=str(tmp_path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert our_warnings(result.stdout + result.stderr) == [], editable

@@ -10,7 +10,8 @@ import pytest
 from one_hooks.oned.model import HistoryAction, LcmState, VmState
 from one_hooks.recovery import claims
 from one_hooks.recovery.evidence import Snapshot
-from one_hooks.recovery.ledger import Attempts, Ledger
+from one_hooks.config import RecoverySection
+from one_hooks.recovery.ledger import Attempts, Ledger, episode_seconds
 
 
 def _one_hooks_process() -> "subprocess.Popen[bytes]":
@@ -95,6 +96,18 @@ def test_a_record_counts_calls_and_applied_attempts_apart(tmp_path) -> None:
     ledger.sent(4, "x", _snapshot())
     ledger.clear(4)
     assert ledger.get(4) == Attempts(4)
+
+
+def test_the_episode_outlasts_the_longest_carry_and_host_records_share_it(tmp_path) -> None:
+    section = RecoverySection(state_dir=str(tmp_path), settle_seconds=240.0, retry_delay=10.0, attempts=3,
+                              wait_running=300.0)
+    # settle window + a retry delay + 3 waits for RUNNING + the delays between them (10 s, 20 s)
+    assert episode_seconds(section) == 240.0 + 10.0 + 3 * 300.0 + 10.0 + 20.0
+    ledger = Ledger.from_section(section)
+    try:
+        assert ledger.episode == episode_seconds(section)
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize("text", ['{"sent": 1}', "not json", '{"sent": 1, "applied": 0, "first": 1, '

@@ -417,6 +417,19 @@ def test_connection_refused_is_transient_and_retried() -> None:
     assert waits == [0.5, 1.0, 2.0] and client.calls == 4
 
 
+def test_each_retry_is_announced_to_the_caller_before_its_wait() -> None:
+    events: List[str] = []
+    port = closed_port()
+    client = Oned(f"http://oneadmin:urlpass@127.0.0.1:{port}/RPC2", SESSION, timeout=2, retries=2,
+                  retry_delay=0.5, sleep=lambda s: events.append(f"sleep {s:g}"), on_retry=events.append)
+    with pytest.raises(OnedUnreachable):
+        client.host_pool()
+    assert events[1::2] == ["sleep 0.5", "sleep 1"]
+    assert all(e.startswith(f"oned at http://127.0.0.1:{port}/RPC2: one.hostpool.info: cannot talk to")
+               for e in events[::2]), events
+    assert events[0].endswith("; retry 1 of 2 in 0.5 s") and events[2].endswith("; retry 2 of 2 in 1 s")
+
+
 def test_https_endpoint_and_url_credentials_in_errors() -> None:
     port = closed_port()
     for url in (f"https://127.0.0.1:{port}/RPC2", f"http://oneadmin:urlpass@127.0.0.1:{port}/RPC2"):

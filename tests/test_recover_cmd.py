@@ -65,6 +65,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(front: Front) -> None:
     assert "dry run" in result.stdout
     assert result.stdout.count("  would resume  ") == 6 and "recover: 6 would resume" in result.stdout
     assert "resume tier 5" in result.stdout          # the plan, with each VM's reason
+    assert not os.path.exists(os.path.join(front.stage.state, "reports")), "a dry run leaves no record"
 
 
 def test_recover_all_resumes_in_priority_order(front: Front) -> None:
@@ -120,3 +121,43 @@ def test_broken_gate_exit_1_names_targets(tmp_path) -> None:
         assert "gate failed" in result.stdout
     finally:
         f.sim.stop()
+
+
+def test_progress_a_line_per_tier_and_plain_lines_off_a_terminal(front: Front) -> None:
+    result = front.recover()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    # node-1 holds VMs 0, 2, 4 (priorities 0, 2, 4): three tiers, each announced before its resumes
+    for tier in (4, 2, 0):
+        assert f"host node-1: tier {tier}: resuming 1 VM(s)" in lines
+    assert lines.index("host node-1: tier 4: resuming 1 VM(s)") < lines.index("host node-1: tier 2: resuming 1 VM(s)")
+    assert "\r" not in result.stdout and "\x1b" not in result.stdout
+
+
+def test_progress_on_a_terminal_is_a_live_counter(front: Front) -> None:
+    import pty
+
+    env = dict(os.environ, **front.stage.hook_env(front.sim))
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "one_hooks", "recover"], stdout=child, stderr=child,
+                            env=env)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=120) == 0
+    out = b"".join(chunks).decode()
+    counters = [part.split("\r")[-1] for part in out.split("\x1b[K") if "settled" in part]
+    assert counters, out
+    assert "recover: 6/6 VMs settled" in out and "(6 running)" in out
+    # the counter is redrawn in place (carriage return, erase line), never left between decision lines
+    assert out.count("\x1b[K") >= 6
+    final = [line for line in out.replace("\r\n", "\n").split("\n") if line.strip()]
+    assert final[-1].startswith("recover: 6 running")

@@ -17,8 +17,10 @@ import argparse
 import os
 from typing import Callable, List, Optional
 
+from .. import filediff
 from ..config import Config
 from ..errors import EXIT_FAILED, EXIT_OK, UsageError
+from ..oned.template import Template
 from ..cpu import conf_patch, migration, scope as scope_mod, verify as verify_mod, wrapper as wrapper_mod
 
 DEFAULT_REMOTES = wrapper_mod.FRONTEND_REMOTES
@@ -86,8 +88,9 @@ def run(args: argparse.Namespace, config: Config, oned_factory: Optional[Callabl
 
 
 def _oned(config: Config) -> object:
+    from ..audit import stderr_notice
     from ..oned.client import Oned  # loads pyone: only the scopes that ask oned pay for it
-    return Oned.from_config(config.oned)
+    return Oned.from_config(config.oned, on_retry=stderr_notice("one-hooks"))
 
 
 def _value(args: argparse.Namespace) -> object:
@@ -115,7 +118,9 @@ def enable(args: argparse.Namespace, config: Config, make_oned: Callable[[], obj
         settings.render()  # refuse bad settings before anything changes
         if args.dry_run:
             print(f"would install {wrapper_mod.wrapper_path(args.remotes)} (QEMU={':'.join(settings.qemu)}, "
-                  f"CPU={settings.cpu})")
+                  f"CPU={settings.cpu}):")
+            for path, before, after, _ in wrapper_mod.planned(args.remotes, settings):
+                _print_lines(filediff.unified(path, before, after) or [f"{path}: already as it would be"])
         else:
             from ..install.context import oneadmin_ids  # as one-hooks-install does: oneadmin's files when root
 
@@ -144,30 +149,41 @@ def disable(args: argparse.Namespace, config: Config, make_oned: Callable[[], ob
         oned = make_oned()
         current = scope_mod.template_from_xml(oned.template_xml(kind, ident))  # type: ignore[attr-defined]
         plan = scope_mod.plan_disable(current, list(conf_patch.MANAGED))
-        _send(oned, kind, ident, plan, args.dry_run)
+        _send(oned, kind, ident, current, plan, args.dry_run)
     return EXIT_OK
 
 
 def _apply_scope(oned: object, kind: str, ident: int, planner: Callable[..., scope_mod.ScopePlan],
                  name: str, value: object, dry_run: bool) -> None:
     current = scope_mod.template_from_xml(oned.template_xml(kind, ident))  # type: ignore[attr-defined]
-    _send(oned, kind, ident, planner(current, name, value), dry_run)
+    _send(oned, kind, ident, current, planner(current, name, value), dry_run)
 
 
-def _send(oned: object, kind: str, ident: int, plan: scope_mod.ScopePlan, dry_run: bool) -> None:
+def _send(oned: object, kind: str, ident: int, current: Template, plan: scope_mod.ScopePlan,
+          dry_run: bool) -> None:
     where = f"{kind} {ident}"
     if plan.text is None:
         print(f"{where}: nothing to change ({plan.reason})")
         return
     if dry_run:
-        print(f"{where}: would {plan.reason}")
+        print(f"{where}: would {plan.reason} (dry run: nothing sent to oned); its template would change:")
+        _print_lines(filediff.unified(f"{where} template", current.text, plan.result(current)))
         return
     oned.update_template(kind, ident, plan.text, plan.append)  # type: ignore[attr-defined]
     print(f"{where}: {plan.reason} (takes effect on the next deploy; no oned restart needed)")
 
 
+def _print_lines(lines: List[str]) -> None:
+    for line in lines:
+        print(line)
+
+
 def _report_file(change: conf_patch.Change, args: argparse.Namespace, runner: Optional[object]) -> None:
     print(f"{change.path}: {change.reason}")
+    if args.dry_run:
+        _print_lines(filediff.unified(change.path, change.before, change.after))
+        if change.changed and args.restart_oned:
+            print(f"would then run: {' '.join(RESTART_ONED)}")
     if not change.changed or args.dry_run:
         return
     if change.reason == "written":

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if host.isdigit() and not args.name:
         from ..oned.client import Oned  # only here: a check by NAME needs no oned at all
 
-        host = Oned.from_config(config.oned).find_host(host).name
+        from ..audit import stderr_notice
+
+        host = Oned.from_config(config.oned, on_retry=stderr_notice("one-hooks")).find_host(host).name
         if not args.json:
             print(f"host {args.host} is {host}")
     verdict = gate.wait_healthy(host) if args.wait else gate.check_once(host)

@@ -174,7 +174,8 @@ def apply(conf: str, transform: Callable[[str], str], dry_run: bool = False,
     if without_managed(after, conf) != without_managed(before, conf):
         raise CpuError(f"{conf}: the edit would change more than EMULATOR/CPU_MODEL; nothing written")
     if dry_run:
-        return Change(conf, True, before, after, backup_path(conf), "dry run: nothing written")
+        return Change(conf, True, before, after, backup_path(conf),
+                      "would be changed as below (dry run: nothing written)")
     backup = backup_path(conf)
     if not os.path.exists(backup):
         fsio.copy_atomic(conf, backup, fsio.FileMeta.of(conf), steps)
@@ -198,12 +199,15 @@ def revert(conf: str, dry_run: bool = False,
     original = read_text(backup)
     if _stripped(before, conf) == _stripped(original, backup):
         # The files differ only inside EMULATOR/CPU_MODEL: the backup loses nothing.
-        after, how = original, "restored byte for byte from the backup"
+        after = original
+        how, would = "restored byte for byte from the backup", "would restore byte for byte from the backup"
     else:
         after = restore_managed(before, original, conf)
         how = "other attributes changed since the backup: restored EMULATOR and CPU_MODEL only"
+        would = "other attributes changed since the backup: would restore EMULATOR and CPU_MODEL only"
     if dry_run:
-        return Change(conf, after != before, before, after, backup, "dry run: " + how)
+        return Change(conf, after != before, before, after, backup,
+                      f"{would} and remove the backup {backup} (dry run: nothing written)")
     if after != before:
         parse(after, conf)
         fsio.atomic_write(conf, after.encode("utf-8"), fsio.FileMeta.of(conf), steps)

@@ -56,11 +56,26 @@ def template_from_xml(xml: str) -> Template:
 
 @dataclass(frozen=True)
 class ScopePlan:
-    """What to send: nothing (``text`` None), a merge, or a full replacement."""
+    """What to send: nothing (``text`` None), a merge, or a full replacement.
+
+    ``reason`` says what the update does, as a verb phrase ("set ...",
+    "remove ...", "restore ..."), so that it reads after "would" in a dry run.
+    """
 
     text: Optional[str]
     append: bool
     reason: str
+
+    def result(self, current: Template) -> str:
+        """The template text as it would be once the update is sent."""
+        if self.text is None:
+            return current.text
+        if not self.append:
+            return self.text
+        merged = parse(current.text)
+        for name, value in parse(self.text).items():
+            merged.set(name, value)
+        return merged.text
 
 
 def plan_enable(current: Template, name: str, value: Value) -> ScopePlan:
@@ -86,12 +101,12 @@ def plan_disable(current: Template, names: List[str]) -> ScopePlan:
             continue
         if marker == ABSENT:
             result.unset(name)
-            done.append(f"removed {name}")
+            done.append(f"remove {name}")
         elif marker.startswith("="):
             previous = parse(f"X = {marker[1:]}\n").get("X")
             assert previous is not None
             result.set(name, previous)
-            done.append(f"restored {name} = {marker[1:]}")
+            done.append(f"restore {name} = {marker[1:]}")
         else:
             raise CpuError(f"{UNDO_PREFIX}{name} = {marker!r} is not an undo record of ours")
         result.unset(UNDO_PREFIX + name)

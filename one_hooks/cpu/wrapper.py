@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import fsio
 from ..errors import UsageError
@@ -128,15 +128,23 @@ def install(remotes: str, settings: Settings, uid: Optional[int] = None, gid: Op
     fsio.make_dirs(directory, 0o755, uid, gid)
     owner_uid = os.getuid() if uid is None else uid
     owner_gid = os.getgid() if gid is None else gid
-    for path, data, mode in (
-        (wrapper_path(remotes), fsio.read_bytes(shipped_wrapper()), 0o755),
-        (settings_path(remotes), settings.render(), 0o644),
-    ):
-        if os.path.exists(path) and fsio.read_bytes(path) == data:
+    for path, before, data, mode in planned(remotes, settings):
+        if before == data:
             continue
         fsio.atomic_write(path, data, fsio.FileMeta(mode, owner_uid, owner_gid), steps)
         changed.append(path)
     return changed
+
+
+def planned(remotes: str, settings: Settings) -> List[Tuple[str, Optional[bytes], bytes, int]]:
+    """What :func:`install` would write: (path, current content or None, new content, mode) per file."""
+    out: List[Tuple[str, Optional[bytes], bytes, int]] = []
+    for path, data, mode in (
+        (wrapper_path(remotes), fsio.read_bytes(shipped_wrapper()), 0o755),
+        (settings_path(remotes), settings.render(), 0o644),
+    ):
+        out.append((path, fsio.read_bytes(path) if os.path.isfile(path) else None, data, mode))
+    return out
 
 
 def uninstall(remotes: str) -> List[str]:

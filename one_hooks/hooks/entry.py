@@ -91,9 +91,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raw = args.payload if args.payload is not None else read_payload(args.template)
         return handle(args.event, decode_payload(raw), config, out, spawn=_spawner(config))
     except OneHooksError as exc:
-        # One line, on stdout like every other decision (oned keeps stdout for
-        # onehook show) and in the log; exit 2 for bad input, 1 otherwise.
-        out.error(f"{args.event}: {exc}")
+        # One line (per problem of a bad configuration file), on stdout like every other
+        # decision (oned keeps stdout for onehook show) and in the log; exit 2 for bad
+        # input, 1 otherwise.
+        for line in str(exc).splitlines() or [""]:
+            out.error(f"{args.event}: {line}")
         return exc.exit_code
 
 
@@ -114,6 +116,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
         return host_error.handle(expect_resource(payload, Resource.HOST), config, out, oned=oned, gate=gate,
                                  spawn=spawn, clock=clock, sleep=sleep, wall=wall)
     if event == "host-reconnect":
+        begun = wall()
         host = expect_resource(payload, Resource.HOST)
         detach = spawn is not None and config.recovery.settle_seconds > 0
         if detach:
@@ -130,6 +133,7 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
                           settle=not detach, clock=clock, sleep=sleep, wall=wall) as engine:
             report = engine.recover_host(host.id, settle=not detach)
             out.line(f"host-reconnect: host {host.id}: {report.summary()}")
+            _keep(config, host.id, host.name, report, "host-reconnect", wall(), out, begun=begun)
             if detach and spawn is not None:
                 _start_watcher(host, config, out, spawn, engine.ledger, wall)
         return report.exit_code
@@ -176,7 +180,16 @@ def handle(event: str, payload: Union[Host, Vm], config: Config, out: Reporter, 
                       wall=wall) as engine:
         report = engine.recover_host(host.id, only=[vm.id], known_host=host)
     out.line(f"{event}: VM {vm.id}: {report.summary()}")
+    _keep(config, host.id, host.name, report, event, wall(), out)
     return report.exit_code
+
+
+def _keep(config: Config, host_id: int, host_name: str, report: Any, by: str, now: float,
+          out: Reporter, begun: Optional[float] = None) -> None:
+    """Leave what the run did on the host for ``one-hooks status`` (host-reconnect begins an episode)."""
+    from ..recovery import records
+
+    records.keep(config.recovery, host_id, host_name, report, by, now, out, begun)
 
 
 def _powered_off_by_outage(vm: Vm, section: RecoverySection, wall: Callable[[], float]) -> bool:
@@ -284,6 +297,9 @@ def watch(host_id: int, config: Config, out: Reporter) -> int:
         finally:
             engine.ledger.claim_watch(host_id, time.time())  # over: VM hooks act themselves
     out.line(f"host-reconnect watch: host {host_id}: {report.summary()}")
+    names = {r.host for r in report.results.values()} | set(report.gates)
+    if len(names) == 1:  # the host's name, as the runs of the window saw it
+        _keep(config, host_id, names.pop(), report, "host-reconnect-watch", time.time(), out)
     return report.exit_code
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from .. import __version__, fsio
+from .. import __version__, configpath, fsio
 from ..audit import Reporter
 from ..errors import NodeUnreachable, OneHooksError
 from . import hook_templates as ht
 from .context import ONEADMIN, Context, oneadmin_ids, unroot
 from .cpu_switch import wrapper_node_path
-from .files import FileSpec, sha256, shim_python, shipped_remotes, wanted_files
+from .files import FileSpec, sha256, shim_config, shim_python, shipped_remotes, wanted_files
 from .manifest import Manifest
 
 
@@ -47,14 +47,20 @@ def check(ctx: Context, config_problem: str = "") -> int:
     """Verify an installation; exit 1 naming every problem, 0 if there is none."""
     found = Findings(ctx.reporter)
     layout = ctx.layout
-    if config_problem:
-        found.problem(f"configuration: {config_problem}")
-    else:
+    for line in config_problem.splitlines():
+        found.problem(f"configuration: {line}")
+    if not config_problem:
         found.ok(f"configuration {unroot(layout, ctx.config.path) or '(defaults)'} is valid")
+    log_file = ctx.config.log.file
+    if log_file != "-" and not os.path.isdir(layout.fs(os.path.dirname(log_file))):
+        # Every command falls back to stderr quietly (audit.setup): this is where it is said.
+        found.warn(f"[log] file {log_file}: {os.path.dirname(log_file)} does not exist: one-hooks logs to "
+                   "stderr instead (a hook's lines stay in onehook show); create it, owned by oneadmin, "
+                   "or set [log] file")
     manifest = Manifest.read(layout.fs(layout.manifest))
     if manifest is None:
         found.problem(f"not installed: no manifest at {layout.manifest}")
-    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config)
+    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config, ctx.hooks_config)
     _check_files(ctx, found, specs)
     if manifest and manifest.cpu:
         _check_cpu(ctx, found, manifest.cpu)
@@ -79,7 +85,11 @@ def _check_files(ctx: Context, found: Findings, specs: Sequence[FileSpec]) -> No
         meta = fsio.FileMeta.of(target)
         data = fsio.read_bytes(target)
         wrong = []
-        if data != spec.data:
+        have_config, want_config = shim_config(data), shim_config(spec.data)
+        if have_config != want_config and want_config is not None:
+            wrong.append(f"reads {have_config or configpath.DEFAULT_PATH + ' (the default)'}, "
+                         f"not {want_config or configpath.DEFAULT_PATH}")
+        elif data != spec.data:
             wrong.append("content differs from this version's")
         if meta.mode != spec.mode:
             wrong.append(f"mode {meta.mode:04o}, want {spec.mode:04o}")

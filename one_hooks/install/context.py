@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .. import filediff, fsio
 from ..audit import Reporter
 from ..config import Config
 from ..cpu import wrapper as wrapper_mod
@@ -73,6 +74,8 @@ class Steps:
         self.reporter = reporter
         self.dry_run = dry_run
         self.changed = 0
+        #: what a dry run would have written so far, by installed-system path
+        self.planned: Dict[str, bytes] = {}
 
     def do(self, title: str, action: Callable[[], Any]) -> Any:
         """Run ``action`` (a change) and report ``title``; wrap any failure."""
@@ -92,6 +95,22 @@ class Steps:
         self.changed += 1
         return result
 
+    def write(self, title: str, action: Callable[[], Any], path: str,
+              before: "Optional[bytes | str]", after: "Optional[bytes | str]") -> Any:
+        """A step that writes ``path`` (installed-system view): a dry run also shows its diff."""
+        result = self.do(title, action)
+        if self.dry_run:
+            self.reporter.show(filediff.unified(path, before, after))
+            if after is not None:
+                self.planned[path] = after.encode() if isinstance(after, str) else after
+        return result
+
+    def content(self, path: str, fs_path: str) -> Optional[bytes]:
+        """``path``'s content at this point of the run: as a dry run would have left it, else as it is."""
+        if path in self.planned:
+            return self.planned[path]
+        return fsio.read_bytes(fs_path) if os.path.isfile(fs_path) else None
+
     def note(self, text: str) -> None:
         """A line about something that needs no change."""
         self.reporter.line(text)
@@ -110,6 +129,8 @@ class Context:
     runner: Any
     python: str
     config_written: bool = False
+    #: the configuration file the shims give the hooks (installed-system path; '' for the default)
+    hooks_config: str = ""
     extra_lines: List[str] = field(default_factory=list)
     #: directories created (or, in a dry run, that would be) by this run
     made_dirs: List[str] = field(default_factory=list)

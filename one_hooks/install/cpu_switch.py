@@ -44,8 +44,8 @@ def cpu_switch(ctx: Context, manifest: Manifest) -> bool:
     if not preview.changed:
         ctx.steps.note(f"{conf_real}: {what} already in place")
     else:
-        ctx.steps.do(f"set {what} in {conf_real} (backup {conf_patch.backup_path(conf_real)})",
-                     switch)
+        ctx.steps.write(f"set {what} in {conf_real} (backup {conf_patch.backup_path(conf_real)})",
+                        switch, conf_real, preview.before, preview.after)
     manifest.save(ctx, "the CPU switch")
     if mode == "native":
         ctx.extra_lines.append("note: running VMs get the host CPU after poweroff + resume "
@@ -62,6 +62,10 @@ def cpu_revert(ctx: Context, manifest: Manifest) -> None:
     if not os.path.exists(conf_patch.backup_path(conf)):
         ctx.steps.note(f"{conf_real}: no one-hooks backup, nothing to revert")
         return
-    ctx.steps.do(f"revert the CPU switch in {conf_real} (then restart oned)",
-                 lambda: conf_patch.revert(conf))
+    try:
+        preview = conf_patch.revert(conf, dry_run=True)
+    except OneHooksError as exc:
+        raise InstallError(f"revert the CPU switch in {conf_real}", str(exc)) from None
+    ctx.steps.write(f"revert the CPU switch in {conf_real} (then restart oned)",
+                    lambda: conf_patch.revert(conf), conf_real, preview.before, preview.after)
 

@@ -26,7 +26,6 @@ from . import hook_templates as ht
 from .context import Context, Layout, oneadmin_ids
 from .manifest import Manifest
 
-PLACEHOLDER = "@PYTHON@"
 #: Where ``[options.data_files]`` puts the remotes tree, under an install prefix.
 SHARE_REMOTES = os.path.join("share", "one-hooks", "remotes")
 
@@ -62,41 +61,57 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def render_shim(text: bytes, python: str) -> bytes:
-    """Put the interpreter into a shim's ``PYTHON=@PYTHON@`` line, and only there.
+def render_shim(text: bytes, python: str, config: str = "") -> bytes:
+    """Put the interpreter and the configuration file into a shim's placeholder lines, and only there.
 
-    Other mentions of the placeholder (the shim's own "not replaced" test) stay.
+    ``PYTHON=@PYTHON@`` gets ``python``; ``CONFIG=@CONFIG@`` gets ``config``
+    (empty: the hooks read the default file, or ``$ONE_HOOKS_CONFIG`` from
+    oned's environment). Other mentions of the placeholders (the shim's own
+    "not replaced" tests) stay.
     """
+    values = {"PYTHON": python, "CONFIG": config}
     lines = text.decode("utf-8").splitlines(keepends=True)
     out = []
     for line in lines:
         body = line.rstrip("\n")
-        if body.strip() == f"PYTHON={PLACEHOLDER}":
-            indent = body[: len(body) - len(body.lstrip())]
-            line = f"{indent}PYTHON={shlex.quote(python)}\n"
+        for name, value in values.items():
+            if body.strip() == f"{name}=@{name}@":
+                indent = body[: len(body) - len(body.lstrip())]
+                line = f"{indent}{name}={shlex.quote(value) if value else ''}\n"
         out.append(line)
     return "".join(out).encode("utf-8")
 
 
-def shim_python(data: bytes) -> Optional[str]:
-    """The interpreter a rendered shim runs (its ``PYTHON=`` line), or None."""
+def _assigned(data: bytes, name: str) -> Optional[str]:
+    """The value a rendered shim assigns to ``name`` (its ``NAME=`` line), or None."""
     for line in data.decode("utf-8", "replace").splitlines():
         stripped = line.strip()
-        if stripped.startswith("PYTHON=") and PLACEHOLDER not in stripped:
+        if stripped.startswith(f"{name}=") and "@" + name + "@" not in stripped:
             try:
-                words = shlex.split(stripped[len("PYTHON="):])
+                words = shlex.split(stripped[len(name) + 1:])
             except ValueError:
                 return None
-            return words[0] if words else None
+            return words[0] if words else ""
     return None
 
 
+def shim_python(data: bytes) -> Optional[str]:
+    """The interpreter a rendered shim runs (its ``PYTHON=`` line), or None."""
+    return _assigned(data, "PYTHON") or None
+
+
+def shim_config(data: bytes) -> Optional[str]:
+    """The configuration file a rendered shim gives its hooks ('' for the default), or None."""
+    return _assigned(data, "CONFIG")
+
+
 def wanted_files(layout: Layout, source: str, python: str,
-                 config: Optional[Config] = None) -> List[FileSpec]:
+                 config: Optional[Config] = None, config_path: str = "") -> List[FileSpec]:
     """Every file of the shipped remotes tree, as it must be under ``REMOTES``.
 
-    With ``config``, the CPU wrapper's settings file joins them (the real
-    emulators to try and the ``-cpu`` value, from ``[cpu]``).
+    The shims run ``python`` and give their hooks ``config_path`` (empty: the
+    default file). With ``config``, the CPU wrapper's settings file joins
+    them (the real emulators to try and the ``-cpu`` value, from ``[cpu]``).
     """
     shipped: List[Tuple[str, str]] = []  # (path under the remotes tree, file to read)
     for dirpath, dirnames, filenames in os.walk(source):
@@ -115,7 +130,7 @@ def wanted_files(layout: Layout, source: str, python: str,
     for rel, src in shipped:
         data = fsio.read_bytes(src)
         if rel.startswith(os.path.join("hooks", ht.SHIM_DIR) + os.sep):
-            data = render_shim(data, python)
+            data = render_shim(data, python, config_path)
         mode = 0o755 if os.access(src, os.X_OK) or rel.startswith("hooks" + os.sep) else 0o644
         specs.append(FileSpec(os.path.join(layout.remotes, rel), data, mode))
     if config is not None and any(os.path.basename(sp.path) == wrapper_mod.WRAPPER_NAME for sp in specs):
@@ -156,8 +171,8 @@ def install_config(ctx: Context, manifest: Manifest) -> None:
         # readable by the hooks (oneadmin), writable by root only, like oned's own files
         meta = fsio.FileMeta(0o640, 0, owner[1]) if owner else fsio.FileMeta(0o644, os.getuid(), os.getgid())
         ensure_dir(ctx, manifest, os.path.dirname(real), None)
-        ctx.steps.do(f"write the default configuration {real}",
-                     lambda: fsio.atomic_write(layout.fs(real), default, meta))
+        ctx.steps.write(f"write the default configuration {real}",
+                        lambda: fsio.atomic_write(layout.fs(real), default, meta), real, None, default)
     if os.path.exists(layout.fs(real)) and sha256(fsio.read_bytes(layout.fs(real))) == sha256(default) \
             and not manifest.config:
         # ours even if an earlier run stopped before recording it: it is the untouched default
@@ -173,7 +188,7 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
     layout, steps = ctx.layout, ctx.steps
     owner = oneadmin_ids()
     uid, gid = owner if owner else (os.getuid(), os.getgid())
-    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config)
+    specs = wanted_files(layout, shipped_remotes(), ctx.python, ctx.config, ctx.hooks_config)
     new_dirs: List[str] = []
     for spec in specs:
         for directory in _missing_dirs(ctx, os.path.dirname(spec.path)):
@@ -189,8 +204,9 @@ def install_files(ctx: Context, manifest: Manifest) -> List[str]:
         target = layout.fs(spec.path)
         state = _file_state(target, spec, owner)
         if state:
-            steps.do(f"{state} {spec.path} (mode {spec.mode:04o})",
-                     functools.partial(_write_file, target, spec, uid, gid))
+            before = fsio.read_bytes(target) if os.path.isfile(target) else None
+            steps.write(f"{state} {spec.path} (mode {spec.mode:04o})",
+                        functools.partial(_write_file, target, spec, uid, gid), spec.path, before, spec.data)
             changed.append(spec.path)
         else:
             steps.note(f"{spec.path}: up to date")

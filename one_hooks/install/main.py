@@ -37,15 +37,17 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import config as config_mod
-from .. import configpath
+from .. import configpath, fsio
 from ..audit import Reporter
 from ..cli import run_guarded
 from ..config import Config
-from ..errors import ConfigError, UsageError
-from .context import DEFAULT_NODE_REMOTES, DEFAULT_REMOTES, ONEADMIN, Context, Layout, Steps, oneadmin_ids
+from ..errors import ConfigError, InstallError, UsageError
+from .context import (DEFAULT_NODE_REMOTES, DEFAULT_REMOTES, ONEADMIN, Context, Layout, Steps, oneadmin_ids,
+                      unroot)
 from .cpu_switch import cpu_switch
 from .files import ensure_dir, install_config, install_files
 from .manifest import Manifest
+from .preflight import preflight
 from .register import register_hooks
 from .uninstall import uninstall
 
@@ -56,8 +58,19 @@ PROGRAM = "one-hooks-install"
 
 
 def install(ctx: Context) -> int:
-    """The whole installation; re-running it changes nothing that is already right."""
+    """The whole installation; re-running it changes nothing that is already right.
+
+    Nothing is written before the preflight has found no problem.
+    """
     layout = ctx.layout
+    problems = preflight(ctx)
+    if problems:
+        for problem in problems:
+            ctx.reporter.error(f"problem: {problem}")
+        raise InstallError("preflight", f"{len(problems)} problem(s) found before any change; "
+                                        f"nothing was written")
+    if layout.root and not os.path.isdir(layout.root):
+        ctx.steps.do(f"create the --root directory {layout.root}", lambda: fsio.make_dirs(layout.root))
     manifest = Manifest.read(layout.fs(layout.manifest)) or Manifest()
     install_config(ctx, manifest)
     if not os.path.isdir(layout.fs(layout.state_dir)):
@@ -129,9 +142,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_oned(config: Config) -> Any:
+    from ..audit import stderr_notice
     from ..oned.client import Oned
 
-    return Oned.from_config(config.oned)
+    return Oned.from_config(config.oned, on_retry=stderr_notice(PROGRAM))
 
 
 def load_config(args: argparse.Namespace, root: str,
@@ -171,7 +185,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
         raise UsageError("--sync goes with an installation, not with --check or --uninstall")
     root = os.path.abspath(args.root) if args.root else ""
     if root and not os.path.isdir(root):
-        raise UsageError(f"--root {args.root}: no such directory")
+        _creatable_root(args.root, root)
     steps = Steps(reporter, args.dry_run)
     config_problem = ""
     written = False
@@ -186,10 +200,7 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
                     os.path.abspath(args.node_remotes))
     _log_to(layout.fs(config.log.file), reporter)
     ctx = Context(args, config, layout, reporter, steps, oned_factory or _default_oned,
-                  runner or Runner(), args.python, written)
-    if args.config and os.path.abspath(args.config) != configpath.DEFAULT_PATH and not args.check:
-        ctx.extra_lines.append(f"note: hooks read {configpath.DEFAULT_PATH} (or $ONE_HOOKS_CONFIG in "
-                               f"oned's environment), not {args.config}")
+                  runner or Runner(), args.python, written, hooks_config=hooks_config(args, layout, environ))
     if args.check:
         from .check import check  # the --check code lives in its own module
 
@@ -197,6 +208,29 @@ def run(args: argparse.Namespace, *, reporter: Optional[Reporter] = None,
     if args.uninstall:
         return uninstall(ctx)
     return install(ctx)
+
+
+def _creatable_root(given: str, root: str) -> None:
+    """A missing ``--root`` is created by the installation; UsageError if it cannot be."""
+    probe = root
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UsageError(f"--root {given}: cannot be created: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--root {given}: cannot be created: {probe} is not writable by this user")
+
+
+def hooks_config(args: argparse.Namespace, layout: Layout, environ: Optional[Dict[str, str]] = None) -> str:
+    """The configuration file the installed shims give the hooks: the one this run was told to use.
+
+    ``--config``, else ``$ONE_HOOKS_CONFIG``, as the installed system sees it
+    (absolute, without ``--root``); '' when neither is given (the hooks then
+    read the default file, as this run does).
+    """
+    env = os.environ if environ is None else environ
+    chosen = args.config or env.get(configpath.ENV_PATH, "")
+    return unroot(layout, os.path.abspath(chosen)) if chosen else ""
 
 
 def _log_to(path: str, reporter: Reporter) -> None:

@@ -50,7 +50,10 @@ class Manifest:
     def save(self, ctx: "Context", what: str) -> None:
         """Record ``what`` in the manifest, as a step, if that changes the file."""
         path = ctx.layout.fs(ctx.layout.manifest)
-        if os.path.exists(path) and fsio.read_bytes(path) == self.render():
+        before = ctx.steps.content(ctx.layout.manifest, path)
+        after = self.render()
+        if before == after:
             return
-        ctx.steps.do(f"record {what} in {ctx.layout.manifest}", lambda: self.write(path))
+        ctx.steps.write(f"record {what} in {ctx.layout.manifest}", lambda: self.write(path),
+                        ctx.layout.manifest, before, after)
 

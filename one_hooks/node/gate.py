@@ -36,6 +36,25 @@ MAX_WAIT = 30.0
 BY_PATH_DIR = "/dev/disk/by-path"
 
 
+def verdict_path(state_dir: str, host: str) -> str:
+    """The file of ``host``'s last verdict under ``state_dir`` (name hashed: host names are oned data)."""
+    digest = hashlib.sha256(host.encode("utf-8")).hexdigest()[:24]
+    return os.path.join(state_dir, f"iscsi-verdict-{digest}.json")
+
+
+def stored_verdict(state_dir: str, host: str) -> Optional[Verdict]:
+    """``host``'s last verdict as stored by a gate, however old; None if there is none readable.
+
+    Read only: no lock, no directory made (``one-hooks status`` reads it).
+    """
+    try:
+        with open(verdict_path(state_dir, host), encoding="utf-8") as fh:
+            verdict = Verdict.from_dict(json.load(fh))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return verdict if verdict.host == host else None
+
+
 class Gate:
     """The iSCSI gate for the hosts of one run.
 
@@ -63,19 +82,14 @@ class Gate:
 
     def cache_path(self, host: str) -> str:
         """The verdict file for ``host`` (name hashed: host names are oned data)."""
-        digest = hashlib.sha256(host.encode("utf-8")).hexdigest()[:24]
-        return os.path.join(self.state_dir, f"iscsi-verdict-{digest}.json")
+        return verdict_path(self.state_dir, host)
 
     def _cached(self, host: str, asked_at: float) -> Optional[Verdict]:
         """A verdict this look may reuse: HEALTHY within ``cache_ttl``, or any
         verdict completed after ``asked_at`` (another process answered the very
         question this one was waiting to ask)."""
-        try:
-            with open(self.cache_path(host), encoding="utf-8") as fh:
-                verdict = Verdict.from_dict(json.load(fh))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if verdict.host != host:
+        verdict = stored_verdict(self.state_dir, host)
+        if verdict is None:
             return None
         age = self.wall() - verdict.checked_at
         if verdict.checked_at > asked_at:

@@ -22,9 +22,11 @@ oned answers every call with an array: ``[true, value, 0]`` on success,
     XML-RPC fault (unknown method, bad parameter types) -> OnedApiError with the fault's code
 
 Read-only calls are retried on transient errors ``retries`` times, the delay
-doubling from ``retry_delay``, through the injected ``sleep``. Calls that
-change something are never retried here, and nothing underneath re-sends
-them: a dropped answer may hide a call that succeeded, so the caller
+doubling from ``retry_delay``, through the injected ``sleep``; before each
+wait, ``on_retry`` (if given) receives one line saying what failed, which
+retry comes and when, for the entry point to show (the door prints nothing).
+Calls that change something are never retried here, and nothing underneath
+re-sends them: a dropped answer may hide a call that succeeded, so the caller
 re-reads the state and decides.
 
 One :class:`Oned` may be shared by threads: each request has its own
@@ -82,7 +84,8 @@ class Oned:
     """
 
     def __init__(self, endpoint: str, session: str, timeout: float = 30.0, retries: int = 0,
-                 retry_delay: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 retry_delay: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Optional[Callable[[str], None]] = None) -> None:
         parsed = urllib.parse.urlsplit(endpoint)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"endpoint must be an http(s) URL, got {_safe_url(endpoint)!r}",
@@ -93,6 +96,7 @@ class Oned:
         self.retries = max(0, int(retries))
         self.retry_delay = retry_delay
         self._sleep = sleep
+        self._on_retry = on_retry
         try:
             parsed.port
         except ValueError:
@@ -104,14 +108,20 @@ class Oned:
         self._secrets = tuple(s for s in {session, session.partition(":")[2]} if len(s) >= 4)
 
     @classmethod
-    def from_config(cls, section: OnedSection,
-                    sleep: Callable[[float], None] = time.sleep) -> "Oned":
+    def from_config(cls, section: OnedSection, sleep: Callable[[float], None] = time.sleep,
+                    on_retry: Optional[Callable[[str], None]] = None) -> "Oned":
         """An adapter for ``[oned]``: endpoint, auth file, timeout and retry policy."""
         return cls(section.endpoint, read_auth(section.auth_file), timeout=section.timeout,
-                   retries=section.retries, retry_delay=section.retry_delay, sleep=sleep)
+                   retries=section.retries, retry_delay=section.retry_delay, sleep=sleep,
+                   on_retry=on_retry)
 
     def __repr__(self) -> str:
-        return f"Oned({_safe_url(self.endpoint)!r})"
+        return f"Oned({self.safe_endpoint!r})"
+
+    @property
+    def safe_endpoint(self) -> str:
+        """The endpoint without any ``user:password@`` part: what may be shown."""
+        return _safe_url(self.endpoint)
 
     @property
     def calls(self) -> int:
@@ -166,6 +176,9 @@ class Oned:
             except OnedError as exc:
                 if not exc.transient or attempt >= self.retries:
                     raise
+                if self._on_retry is not None:
+                    self._on_retry(f"oned at {_safe_url(self.endpoint)}: {method}: {exc.message}; "
+                                   f"retry {attempt + 1} of {self.retries} in {delay:g} s")
             self._sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover

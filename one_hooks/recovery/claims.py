@@ -25,7 +25,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs every hook ~8 ms
-    from typing import Optional, Tuple
+    from typing import Dict, Optional, Tuple
 
 WATCH_DIR = "watch"
 CARRY_DIR = "carry"
@@ -114,8 +114,34 @@ def live_carrier(state_dir: str, vm_id: int, now: float,
     A claim of this very process counts only if its token is in
     ``own_tokens`` (the carriers still running here). Unreadable or malformed: none.
     """
+    claim = _live_carry(carry_path(state_dir, vm_id), now, own_tokens)
+    return (claim[0], claim[1], claim[3]) if claim is not None else None
+
+
+def live_carriers(state_dir: str, now: float) -> "Dict[int, Tuple[int, str, float]]":
+    """Every live carry claim under ``state_dir`` at wall time ``now``: VM ID -> ``(pid, who, until)``.
+
+    Read only (``one-hooks status``): one directory listing, one read per claim.
+    """
+    directory = os.path.join(state_dir, CARRY_DIR)
     try:
-        with open(carry_path(state_dir, vm_id), "rb") as fh:
+        names = os.listdir(directory)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        if name.startswith("vm-") and name.endswith(".claim") and name[3:-6].isdigit():
+            claim = _live_carry(os.path.join(directory, name), now, frozenset())
+            if claim is not None:
+                found[int(name[3:-6])] = (claim[0], claim[3], claim[2])
+    return found
+
+
+def _live_carry(path: str, now: float,
+                own_tokens: "frozenset[str] | set[str]") -> "Optional[Tuple[int, str, float, str]]":
+    """``(pid, token, until, who)`` of the carry claim at ``path`` if it is live at ``now``, else None."""
+    try:
+        with open(path, "rb") as fh:
             pid_text, start_text, token_b, until_text, who_b = fh.read(400).split()
         pid, start, until = int(pid_text), int(start_text), float(until_text)
         token, who = token_b.decode("ascii"), who_b.decode("ascii")
@@ -124,11 +150,11 @@ def live_carrier(state_dir: str, vm_id: int, now: float,
     if not until < float("inf") or until <= now or pid <= 0:
         return None
     if pid == os.getpid():
-        return (pid, token, who) if token in own_tokens else None
+        return (pid, token, until, who) if token in own_tokens else None
     started = start_time(pid)
     if started is None:  # no /proc to read: fall back to "a one-hooks process has that PID"
-        return (pid, token, who) if not os.path.isdir("/proc/self") and alive(pid) else None
-    return (pid, token, who) if started == start else None
+        return (pid, token, until, who) if not os.path.isdir("/proc/self") and alive(pid) else None
+    return (pid, token, until, who) if started == start else None
 
 
 def start_time(pid: int) -> "Optional[int]":

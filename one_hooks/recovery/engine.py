@@ -207,6 +207,7 @@ class Engine(Resumer):
             self._to_settle += len(host_plan.to_resume)
         waiting: List[_Carried] = []
         for tier in tiers:
+            self.out.line(f"host {host.name}: tier {tier[0].tier}: resuming {len(tier)} VM(s)")
             tier_start = self.clock()
             # Waiting for another process: real time, whatever clock this run uses.
             with self.ledger.host_lock(host.id, self.timing.lock_timeout):
@@ -234,6 +235,7 @@ class Engine(Resumer):
     def _run_gate(self, host: Host) -> bool:
         if self.gate is None:
             self.out.line(f"host {host.name}: iSCSI gate off ([iscsi] check = no)")
+            self.report.gates[host.name] = "off"
             return True
         self.out.line(f"host {host.name}: checking iSCSI sessions before any resume")
         try:
@@ -241,8 +243,10 @@ class Engine(Resumer):
         except OneHooksError as exc:  # node unreachable etc.: unknown, never healthy
             self.out.error(f"host {host.name}: iSCSI gate UNKNOWN: {exc}")
             self.report.problems.append(f"{host.name}: iSCSI gate UNKNOWN: {exc}")
+            self.report.gates[host.name] = "UNKNOWN"
             return False
         status = str(getattr(verdict.status, "name", verdict.status))
+        self.report.gates[host.name] = status
         if verdict.healthy:
             self.out.line(f"host {host.name}: iSCSI gate HEALTHY")
             return True
@@ -431,7 +435,9 @@ class Engine(Resumer):
         """Record a final outcome and say it (``quiet``: the caller has said it)."""
         with self._lock:
             self._settled += 1
-            progress = f"[{self._settled}/{max(self._to_settle, self._settled)}] "
+            done, total = self._settled, max(self._to_settle, self._settled)
+            progress = f"[{done}/{total}] "
+        self.out.progress(done, total, outcome.value)
         text = f"{progress}VM {d.vm_id} ({d.vm_name}): {outcome.value}: {reason}"
         if quiet:
             pass

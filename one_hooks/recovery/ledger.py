@@ -111,9 +111,7 @@ class Ledger:
     @classmethod
     def from_section(cls, section: RecoverySection, wall: Callable[[], float] = time.time) -> "Ledger":
         """A ledger for ``[recovery]``: records stay meaningful while some process may still carry a VM."""
-        episode = (section.settle_seconds + section.retry_delay
-                   + carry_seconds(section.attempts, section.wait_running, section.retry_delay))
-        return cls(section.state_dir, episode=episode, wall=wall)
+        return cls(section.state_dir, episode=episode_seconds(section), wall=wall)
 
     def _path(self, kind: str, name: str) -> str:
         directory = os.path.join(self.state_dir, kind)
@@ -283,6 +281,17 @@ class Ledger:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def episode_seconds(section: RecoverySection) -> float:
+    """How long after its last change a recovery stays the same episode (attempt records, host records).
+
+    As long as some process may still carry a VM of it: the settle window, a
+    retry delay, and the longest carry (every attempt's wait and the delays
+    between them).
+    """
+    return (section.settle_seconds + section.retry_delay
+            + carry_seconds(section.attempts, section.wait_running, section.retry_delay))
 
 
 def _unusable(path: str, exc: OSError) -> ConfigError:

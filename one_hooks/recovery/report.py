@@ -58,6 +58,8 @@ class Report:
 
     results: Dict[int, VmResult] = field(default_factory=dict)
     problems: List[str] = field(default_factory=list)
+    #: host NAME -> the iSCSI gate's verdict in this run (HEALTHY, BROKEN, UNKNOWN; "off" when not checked)
+    gates: Dict[str, str] = field(default_factory=dict)
 
     def add(self, result: VmResult) -> None:
         """Record (or replace) a VM's result."""
@@ -101,6 +103,7 @@ class Report:
         return {
             "exit_code": self.exit_code,
             "problems": list(self.problems),
+            "gates": dict(self.gates),
             "vms": [dict(vars(r), outcome=r.outcome.value)
                     for r in sorted(self.results.values(), key=lambda r: r.vm_id)],
         }

@@ -284,7 +284,7 @@ def _watch(sim: "SimOned", story: Story, out: TextIO, t0: float, limit: float, p
     return False
 
 
-def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> int:
+def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO, keep: bool = False) -> int:
     """The demo: build, outage, recovery, final table; 0 when everything is as expected."""
     from .oned import REAL_LATENCY
 
@@ -296,7 +296,8 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> in
         stage.write_scenario(scenario)
         hook_ids = stage.register_hooks(sim, config)
         p = lambda text: print(text, file=out, flush=True)  # noqa: E731
-        p(f"simulated oned at {sim.endpoint}; hooks registered: {hook_ids}; work dir {stage.workdir}")
+        kept = f"work directory {stage.workdir} (kept)" if keep else "(--keep keeps its work directory)"
+        p(f"simulated oned at {sim.endpoint}; hooks registered: {hook_ids}; {kept}")
         p(f"{len(story.hosts)} hosts, {len(story.expect)} VMs; iSCSI: {story.slow_host or '-'} comes back "
           f"after 3 looks, {story.broken_host or '-'} stays broken")
         user_off = [e.vm_id for e in story.expect.values() if e.before == "POWEROFF"]
@@ -321,7 +322,13 @@ def run_story(stage: Stage, hosts: int, vms: int, pace: Pace, out: TextIO) -> in
         sim.hosts_return(list(story.hosts), reports={h: set() for h in story.poweroff_hosts})
         done = _watch(sim, story, out, t0, 300, pace.poll)
         p(f"recovery took {time.monotonic() - t0:.1f} s" + ("" if done else " (timed out)"))
-        return _final(sim, story, hook_ids, out) if done else 1
+        if not done:
+            return 1
+        code = _final(sim, story, hook_ids, out)
+        # The settle watchers' windows over, the picture is final (a watched host's VMs are still theirs).
+        stage.wait_watchers(pace.settle + 60)
+        _status(stage, sim, out)
+        return code
     finally:
         stage.stop_watchers()
         sim.stop()
@@ -333,7 +340,7 @@ def _final(sim: "SimOned", story: Story, hook_ids: Sequence[int], out: TextIO) -
     for _, vm_id, action, _ in sim.action_log:  # type: ignore[attr-defined]
         if action == "resume":
             resumes[vm_id] = resumes.get(vm_id, 0) + 1
-    rows = [("VM", "NAME", "HOST", "BEFORE", "AFTER", "RESUMES", "DECISION", "REASON", "")]
+    rows = [("VM", "NAME", "HOST", "BEFORE", "AFTER", "RESUMES", "DECISION", "REASON", "CHECK")]
     bad = 0
     for vm_id, e in sorted(story.expect.items()):
         vm = sim.vm(vm_id)  # type: ignore[attr-defined]
@@ -368,6 +375,17 @@ def _final(sim: "SimOned", story: Story, hook_ids: Sequence[int], out: TextIO) -
     p(f"\n{len(story.expect) - bad} of {len(story.expect)} VMs as expected" +
       ("" if not bad else f"; {bad} UNEXPECTED"))
     return 0 if bad == 0 else 1
+
+
+def _status(stage: Stage, sim: "SimOned", out: TextIO) -> None:
+    """What ``one-hooks status`` tells the operator now, run as the operator runs it."""
+    import subprocess
+
+    env = dict(os.environ, **stage.hook_env(sim))
+    result = subprocess.run([sys.executable, "-m", "one_hooks", "status"], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    print(f"\n== one-hooks status (exit {result.returncode}: what an operator sees now) ==", file=out)
+    print((result.stdout + result.stderr).rstrip(), file=out, flush=True)
 
 
 # --- measuring ----------------------------------------------------------------------
@@ -512,7 +530,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         stage = Stage(workdir)
         if args.bench:
             return run_bench(stage, hosts, vms, sys.stdout)
-        return run_story(stage, hosts, vms, FAST if args.fast else NORMAL, sys.stdout)
+        return run_story(stage, hosts, vms, FAST if args.fast else NORMAL, sys.stdout, keep=args.keep)
     finally:
         if args.keep:
             print(f"work directory kept: {workdir}")
