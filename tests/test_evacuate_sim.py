@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -318,3 +319,47 @@ def test_status_can_read_each_host_s_last_evacuation(make_front) -> None:
     (done,) = evacuations(f.stage.state, time.time())
     assert done["watcher"] is None and done["stage"] == "done" and done["exit_code"] == 0
     assert [v["vm_id"] for v in done["vms"]] == [vm] and done["vms"][0]["outcome"] == "running"
+
+
+def test_status_shows_the_evacuation_and_the_host_left_disabled(make_front) -> None:
+    """`one-hooks status` after an evacuation: the record in its own table and in --json; the host it
+    fenced and disabled, still DISABLED, needs the operator (exit 1, with `onehost enable`); a failed
+    evacuation (no fence confirmed) is named too."""
+    f = make_front(grace=0.5)
+    dead, _ = f.sim.add_host("node-1"), f.sim.add_host("node-2")
+    f.sim.add_vm("v", dead, ds_id=f.shared)
+    f.settle()
+    before = f.cli("status", "--json")
+    assert json.loads(before.stdout)["evacuations"] == [], before.stdout
+    f.sim.host_error(dead)
+    f.settle()
+    text = f.cli("status")
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert "evacuations (the last per host):" in text.stdout
+    assert "'onehost enable node-1'" in text.stdout, text.stdout
+    report = json.loads(f.cli("status", "--json").stdout)
+    (e,) = report["evacuations"]
+    assert (e["host"], e["stage"], e["exit_code"], e["disabled"]) == ("node-1", "done", 0, True)
+    assert [a for a in report["attention"] if "node-1" in a] == [
+        a for a in report["attention"] if "fenced" in a and "onehost enable node-1" in a]
+    # the operator enables the host again: nothing about the evacuation needs them any more
+    answer = xmlrpc.client.ServerProxy(f.sim.endpoint).one.host.status(f.sim.session, dead, 0)  # onehost enable
+    assert answer[0] is True, answer
+    report = json.loads(f.cli("status", "--json").stdout)
+    assert not [a for a in report["attention"] if "evacuation" in a], report["attention"]
+
+
+def test_status_names_an_evacuation_that_could_not_fence(make_front) -> None:
+    """No fence confirmed: nothing moved, the evacuation exited 1, status says so with what to run."""
+    f = make_front(grace=0.5)
+    (f.bmc.parent / "stuck").write_text("")
+    dead, _ = f.sim.add_host("node-1"), f.sim.add_host("node-2")
+    f.sim.add_vm("v", dead, ds_id=f.shared)
+    f.settle()
+    f.sim.host_error(dead)
+    f.settle()
+    report = json.loads(f.cli("status", "--json").stdout)
+    (e,) = report["evacuations"]
+    assert (e["stage"], e["exit_code"], e.get("disabled", False)) == ("not fenced", 1, False), e
+    lines = [a for a in report["attention"] if a.startswith("host node-1: its last evacuation")]
+    assert len(lines) == 1 and "'one-hooks evacuate node-1 --dry-run'" in lines[0], report["attention"]

@@ -4,8 +4,10 @@ Our hooks (registered, matching their templates, their last runs), each
 host (its state, whether host-reconnect's watcher watches it and until when,
 how many of its VMs the process that resumed them carries now, its last
 recovery: when, by whom, the iSCSI gate's verdict, the outcomes, and the
-gate's stored verdict), the VMs an outage left down that are still not
-running and why, and what needs the operator. Exit 0 when nothing does,
+gate's stored verdict), each host's last evacuation (issue 12's host-error
+watcher or ``one-hooks evacuate``: its stage, fence, whether the host was
+disabled, its outcome, a watcher still at it), the VMs an outage left down
+that are still not running and why, and what needs the operator. Exit 0 when nothing does,
 1 when something does (each said as one line with what to do), 2 bad input.
 
 Read only: oned is asked with read calls alone, one of each kind (the
@@ -27,7 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..config import Config
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..install import hook_templates as ht
-from ..oned.model import Hook, HookExecution
+from ..oned.model import Hook, HookExecution, Host, HostState
 from ..recovery import claims, records
 from ..recovery.overview import DownVm, HostView, Overview, overview
 from ..recovery.policy import Settings
@@ -43,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print everything as one JSON object")
     parser.epilog = ("exit codes: 0 nothing needs the operator; 1 something does (each said with what to do: "
                      "a hook missing, differing or whose last run failed, a VM still down, failed, given up "
-                     "or locked, a host whose iSCSI gate failed); 2 bad arguments or configuration.")
+                     "or locked, a host whose iSCSI gate failed, an evacuation that failed or a host it "
+                     "fenced and disabled); 2 bad arguments or configuration.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Facts:
     endpoint: str
     version: str
     view: Overview
+    evacuations: Tuple[Dict[str, Any], ...] = ()  #: each host's last evacuation record (see evacuator.evacuations)
 
 
 def hook_views(pool: Sequence[Hook], logs: Dict[int, Sequence[HookExecution]], config: Config) -> List[HookView]:
@@ -101,12 +105,36 @@ def hook_attention(views: Sequence[HookView], when: Callable[[float], str]) -> L
     return lines
 
 
+def evacuation_attention(evacuations: Sequence[Dict[str, Any]], hosts: Sequence[Host],
+                         when: Callable[[float], str]) -> List[str]:
+    """What needs the operator about evacuations (pure): a finished one that did not exit 0, and a host
+    that one fenced and disabled and that is still DISABLED (nothing runs there until a person enables it)."""
+    state = {h.id: h.state for h in hosts}
+    lines = []
+    for e in evacuations:
+        name = str(e.get("host", f"#{e['host_id']}"))
+        if e.get("watcher") is not None:  # still waiting out the grace, or moving: not finished
+            continue
+        code = e.get("exit_code")
+        if code not in (None, EXIT_OK):
+            problems = e.get("problems") or [e.get("summary", "")]
+            lines.append(f"host {name}: its last evacuation ({e.get('stage', '?')}, "
+                         f"{when(float(e.get('updated_at', 0)))}) exited {code}: {problems[0]}; "
+                         f"'one-hooks evacuate {name} --dry-run' shows what it would do now")
+        if e.get("disabled") and state.get(int(e["host_id"])) == HostState.DISABLED:
+            fenced = f" at {when(float(e['fenced_at']))}" if e.get("fenced_at") else ""
+            lines.append(f"host {name}: fenced{fenced} and disabled by an evacuation: repair it, then "
+                         f"'onehost enable {name}' (the VMs moved away stay where they run)")
+    return lines
+
+
 # --- gathering (the doors; read only) -------------------------------------------------
 
 
 def gather(config: Config, oned: Any, now: float) -> Tuple[Facts, List[HookView]]:
     """Read oned and the state directory once."""
     from ..node.gate import stored_verdict
+    from ..recovery.evacuator import evacuations
 
     version = oned.version()
     pool = tuple(oned.hook_pool())
@@ -119,7 +147,7 @@ def gather(config: Config, oned: Any, now: float) -> Tuple[Facts, List[HookView]
     verdicts = {h.id: stored_verdict(state_dir, h.name) for h in hosts}
     view = overview(hosts, vms, records.read_all(state_dir), live, verdicts,
                     Settings.from_section(config.recovery), claims.live_carriers(state_dir, now))
-    facts = Facts(now, oned.safe_endpoint, version, view)
+    facts = Facts(now, oned.safe_endpoint, version, view, tuple(evacuations(state_dir, now)))
     return facts, hook_views(pool, {h.id: h.log for h in ours}, config)
 
 
@@ -177,6 +205,17 @@ def render(facts: Facts, hooks: Sequence[HookView], attention: Sequence[str]) ->
                      when(v.watched_until) if v.watched_until else "-", str(len(v.carried)), last, gate, cached,
                      str(v.down), _outcomes(record)))
     lines += _table(rows)
+    if facts.evacuations:
+        lines += ["", "evacuations (the last per host):"]
+        rows = [("HOST", "STAGE", "UPDATED", "WATCHER", "FENCED", "DISABLED", "EXIT", "SUMMARY")]
+        for e in facts.evacuations:
+            rows.append((str(e.get("host", f"#{e['host_id']}")), str(e.get("stage", "-")),
+                         when(float(e["updated_at"])) if e.get("updated_at") else "-",
+                         f"pid {e['watcher']}" if e.get("watcher") is not None else "-",
+                         when(float(e["fenced_at"])) if e.get("fenced_at") else "-",
+                         "yes" if e.get("disabled") else "no", str(e.get("exit_code", "-")),
+                         str(e.get("summary", "-"))))
+        lines += _table(rows)
     skipped = [(v.host.name, e) for v in view.hosts if v.record for e in v.record.vms
                if e.outcome == "SKIPPED"]
     if skipped:
@@ -230,6 +269,7 @@ def as_dict(facts: Facts, hooks: Sequence[HookView], attention: Sequence[str]) -
                    "last_recovery": v.record.to_dict() if v.record else None,
                    "stored_verdict": v.verdict.to_dict() if v.verdict else None} for v in facts.view.hosts],
         "vms_down": [_down(d) for d in facts.view.down],
+        "evacuations": list(facts.evacuations),
         "attention": list(attention),
         "exit_code": EXIT_FAILED if attention else EXIT_OK,
     }
@@ -245,7 +285,8 @@ def run(args: argparse.Namespace, config: Config, oned: Any = None,
         oned = Oned.from_config(config.oned, on_retry=stderr_notice("one-hooks"))
     now = wall()
     facts, hooks = gather(config, oned, now)
-    attention = hook_attention(hooks, clock(now)) + list(facts.view.attention)
+    attention = (hook_attention(hooks, clock(now)) + list(facts.view.attention)
+                 + evacuation_attention(facts.evacuations, [v.host for v in facts.view.hosts], clock(now)))
     if args.json:
         json.dump(as_dict(facts, hooks, attention), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
