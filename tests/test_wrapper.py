@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from one_hooks.cpu import wrapper as wrapper_mod
+from one_hooks.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRAPPER = os.path.join(ROOT, "vmm_wrappers", "one-hooks-qemu")
@@ -267,3 +269,33 @@ def test_real_emulators_order() -> None:
         wrapper_mod.DEFAULT_CANDIDATES)
     assert wrapper_mod.real_emulators(None, "/opt/q:/usr/bin/q") == ["/opt/q", "/usr/bin/q"]
     assert wrapper_mod.node_emulator() == "/var/tmp/one/vmm/kvm/one-hooks-qemu"
+
+
+def test_wrapper_and_remotes_found_in_the_same_places_after_pip_install_user(tmp_path: Path, monkeypatch) -> None:
+    """`pip install --user` puts the shipped files under site.USER_BASE: `cpu enable --mode wrapper` finds the
+    wrapper there, as the installer finds the remotes tree (they once searched different lists)."""
+    import site
+    import sys
+
+    from one_hooks.cpu import wrapper as wrapper_mod
+    from one_hooks.install import files
+
+    user = tmp_path / "user-base"
+    shipped = user / wrapper_mod.SHARE_REMOTES
+    (shipped / "vmm" / "kvm").mkdir(parents=True)
+    (shipped / "vmm" / "kvm" / wrapper_mod.WRAPPER_NAME).write_text("#!/bin/sh\n")
+    (shipped / "hooks" / "one-hooks").mkdir(parents=True)
+    nowhere = tmp_path / "nowhere"
+    # no checkout around the modules, nothing in the environment's prefixes
+    monkeypatch.setattr(wrapper_mod, "__file__", str(nowhere / "one_hooks" / "cpu" / "wrapper.py"))
+    monkeypatch.setattr(files, "__file__", str(nowhere / "one_hooks" / "install" / "files.py"))
+    monkeypatch.setattr(sys, "prefix", str(nowhere / "venv"))
+    monkeypatch.setattr(sys, "base_prefix", str(nowhere / "base"))
+    monkeypatch.setattr(site, "USER_BASE", str(user))
+    if any((Path(p) / wrapper_mod.SHARE_REMOTES).exists() for p in ("/usr/local", "/usr")):
+        pytest.skip("one-hooks is installed system-wide here: /usr would be found first")
+    assert files.shipped_remotes() == str(shipped)
+    assert wrapper_mod.shipped_wrapper() == str(shipped / "vmm" / "kvm" / wrapper_mod.WRAPPER_NAME)
+    monkeypatch.setattr(site, "USER_BASE", str(nowhere / "user"))
+    with pytest.raises(UsageError, match="not shipped with this installation"):
+        wrapper_mod.shipped_wrapper()

@@ -73,18 +73,40 @@ class Settings:
         return cls(tuple(p for p in qemu.split(":") if p), cpu)
 
 
+#: Where pip puts the package's data files (setup.cfg's data_files), under an installation prefix.
+SHARE_REMOTES = os.path.join("share", "one-hooks", "remotes")
+
+
+def share_prefixes() -> List[str]:
+    """The installation prefixes the shipped files may be under, in the order they are searched.
+
+    This environment (a venv or the system), the user's base (``pip install
+    --user``), the interpreter's own base, then ``/usr/local`` and ``/usr``.
+    One list for the wrapper (``cpu enable``) and the remotes tree (the
+    installer), so that both find what one installation shipped.
+    """
+    import site
+    import sys
+
+    found: List[str] = []
+    for prefix in (sys.prefix, getattr(site, "USER_BASE", "") or "", sys.base_prefix, "/usr/local", "/usr"):
+        if prefix and prefix not in found:
+            found.append(prefix)
+    return found
+
+
 def shipped_wrapper() -> str:
     """The wrapper in this source tree (``vmm_wrappers/``) or in the installed share directory."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     candidate = os.path.join(here, "vmm_wrappers", WRAPPER_NAME)
     if os.path.isfile(candidate):
         return candidate
-    import sys
-    for prefix in (sys.prefix, "/usr/local", "/usr"):
-        candidate = os.path.join(prefix, "share", "one-hooks", "remotes", REL_DIR, WRAPPER_NAME)
+    for prefix in share_prefixes():
+        candidate = os.path.join(prefix, SHARE_REMOTES, REL_DIR, WRAPPER_NAME)
         if os.path.isfile(candidate):
             return candidate
-    raise UsageError(f"the {WRAPPER_NAME} wrapper is not shipped with this installation")
+    raise UsageError(f"the {WRAPPER_NAME} wrapper is not shipped with this installation "
+                     f"(looked in vmm_wrappers/ and under {', '.join(share_prefixes())}); reinstall one-hooks")
 
 
 def wrapper_path(remotes: str) -> str:

@@ -13,7 +13,6 @@ import functools
 import hashlib
 import os
 import shlex
-import sys
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -27,19 +26,15 @@ from .context import Context, Layout, oneadmin_ids
 from .manifest import Manifest
 
 #: Where ``[options.data_files]`` puts the remotes tree, under an install prefix.
-SHARE_REMOTES = os.path.join("share", "one-hooks", "remotes")
+SHARE_REMOTES = wrapper_mod.SHARE_REMOTES
 
 
 def shipped_remotes() -> str:
     """The remotes tree shipped with the package (a source checkout, or data_files)."""
-    import site
-
     # one_hooks/install/files.py -> the directory holding one_hooks (a checkout's root)
     checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     candidates = [os.path.join(checkout, "remotes")]
-    for prefix in (sys.prefix, getattr(site, "USER_BASE", "") or "", sys.base_prefix, "/usr/local", "/usr"):
-        if prefix:
-            candidates.append(os.path.join(prefix, SHARE_REMOTES))
+    candidates += [os.path.join(prefix, SHARE_REMOTES) for prefix in wrapper_mod.share_prefixes()]
     for path in candidates:
         if os.path.isdir(os.path.join(path, "hooks", ht.SHIM_DIR)):
             return path
