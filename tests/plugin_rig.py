@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import getpass
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
 
@@ -75,6 +76,18 @@ class RigPool:
             except RigError as exc:
                 problems.append(f"{rig.version}: {exc}")
         return problems
+
+
+T = TypeVar("T")
+
+
+def side_by_side(pool: RigPool, scenario: Callable[[Rig, Path], T], factory: pytest.TempPathFactory,
+                 name: str) -> Iterator[Dict[str, "Future[T]"]]:
+    """Run ``scenario(rig, folder)`` on every version's rig at once (mostly waiting for oned), one
+    folder each (``name-VERSION``): version -> its future, for a session fixture to yield."""
+    rigs = [pool.get(v) for v in VERSIONS if v in pool.versions]
+    with ThreadPoolExecutor(max_workers=len(rigs), thread_name_prefix=name) as workers:
+        yield {rig.version: workers.submit(scenario, rig, factory.mktemp(f"{name}-{rig.version}")) for rig in rigs}
 
 
 def hooks_config(rig: Rig) -> str:

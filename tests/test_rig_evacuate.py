@@ -42,8 +42,8 @@ import pytest
 
 from one_hooks.hooks.entry import running_watchers
 from one_hooks.install import hook_templates as ht
-from tests.oned_rig import SHARED, VERSIONS, HookLog, HookRecord, Rig, VmView, false_failures, read_audit_log
-from tests.plugin_rig import RigPool, hooks_config
+from tests.oned_rig import SHARED, HookLog, HookRecord, Rig, VmView, false_failures, read_audit_log
+from tests.plugin_rig import RigPool, hooks_config, side_by_side
 from tests.test_rig_outage import installer, node_command
 
 #: Seconds a failed host may stay in ERROR before it is evacuated (the default is 300).
@@ -293,10 +293,7 @@ def _clean_up(rig: Rig, cloud: Cloud, config: str, twin: int) -> None:
 @pytest.fixture(scope="session")
 def evacuations(rig_pool: RigPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Future]]:
     """Every version's scenario, run side by side (mostly waiting for oned and the grace)."""
-    rigs = [rig_pool.get(v) for v in VERSIONS if v in rig_pool.versions]
-    with ThreadPoolExecutor(max_workers=len(rigs), thread_name_prefix="evacuate") as pool:
-        yield {rig.version: pool.submit(run_evacuation, rig, tmp_path_factory.mktemp(f"evacuate-{rig.version}"))
-               for rig in rigs}
+    yield from side_by_side(rig_pool, run_evacuation, tmp_path_factory, "evacuate")
 
 
 @pytest.fixture(scope="module")

@@ -46,9 +46,9 @@ from one_hooks import config as config_mod
 from one_hooks.hooks.entry import running_watchers
 from one_hooks.install import hook_templates as ht
 from one_hooks.oned.client import Oned
-from tests.oned_rig import (ACTION_MONITOR, HOSTS, VERSIONS, ActionCall, HookLog, HookRecord, Rig, RigError,
+from tests.oned_rig import (ACTION_MONITOR, HOSTS, ActionCall, HookLog, HookRecord, Rig, RigError,
                             VmView, false_failures, read_audit_log)
-from tests.plugin_rig import RigPool, hooks_config
+from tests.plugin_rig import RigPool, hooks_config, side_by_side
 
 #: Resume attempts per VM ([recovery] attempts).
 ATTEMPTS = 3
@@ -292,10 +292,7 @@ def run_outage(rig: Rig, work: Path) -> Evidence:
 @pytest.fixture(scope="session")
 def outages(rig_pool: RigPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Future]]:
     """Every version's outage, run side by side (mostly waiting for oned): half the wall time."""
-    rigs = [rig_pool.get(v) for v in VERSIONS if v in rig_pool.versions]
-    with ThreadPoolExecutor(max_workers=len(rigs), thread_name_prefix="outage") as pool:
-        yield {rig.version: pool.submit(run_outage, rig, tmp_path_factory.mktemp(f"outage-{rig.version}"))
-               for rig in rigs}
+    yield from side_by_side(rig_pool, run_outage, tmp_path_factory, "outage")
 
 
 @pytest.fixture(scope="module")
