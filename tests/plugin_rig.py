@@ -1,18 +1,22 @@
 """Real OpenNebula front-ends (oned 6.10.5 and 7.4.0) for the test session.
 
-``rig`` (session scope, parametrized by version) yields a started
-:class:`tests.oned_rig.Rig`: ONE rig per version per session, started through
-``../shared/opennebula/oned-rig VERSION DIR start`` in a folder of pytest's
-temporary directory, on a port base whose whole span is free. The first test
-that needs a rig starts every version the session's selected tests need, at
-once (the starts overlap: about 25 s on this machine instead of 40).
+``rig`` (module scope, parametrized by version) yields a started
+:class:`tests.oned_rig.Rig`: ONE rig per version per test module (one
+scenario's leftovers, e.g. a host an evacuation fenced and disabled, must not
+meet the next module's scenario; pytest runs a session-scoped parameter's
+tests of every module together, so a session-wide rig mixed them), started
+through ``../shared/opennebula/oned-rig VERSION DIR start`` in a folder of
+pytest's temporary directory, on a port base whose whole span is free. The
+first test of a module that needs a rig starts every version the module's
+selected tests need, at once (the starts overlap: about 25 s on this machine
+instead of 40).
 
 The rig's hooks run with the environment ``start`` had, so each rig is started
 with ``ONE_HOOKS_CONFIG`` = ``rig.hooks_config`` (a file the tests write) and
 its own ``XDG_CACHE_HOME``: the hooks oned's real onehem-server runs read the
 test's configuration.
 
-At the end of the session (failed or interrupted too) the finalizer stops the
+At the end of the module (failed or interrupted too) the finalizer stops the
 settle watchers, then the rig, before pytest may delete its folder: an oned
 whose install vanished forks copies of itself without end. A stop that fails
 kills the rig's process groups. A session killed outright cannot do that, so
@@ -84,7 +88,7 @@ T = TypeVar("T")
 def side_by_side(pool: RigPool, scenario: Callable[[Rig, Path], T], factory: pytest.TempPathFactory,
                  name: str) -> Iterator[Dict[str, "Future[T]"]]:
     """Run ``scenario(rig, folder)`` on every version's rig at once (mostly waiting for oned), one
-    folder each (``name-VERSION``): version -> its future, for a session fixture to yield."""
+    folder each (``name-VERSION``): version -> its future, for a module fixture to yield."""
     rigs = [pool.get(v) for v in VERSIONS if v in pool.versions]
     with ThreadPoolExecutor(max_workers=len(rigs), thread_name_prefix=name) as workers:
         yield {rig.version: workers.submit(scenario, rig, factory.mktemp(f"{name}-{rig.version}")) for rig in rigs}
@@ -95,9 +99,11 @@ def hooks_config(rig: Rig) -> str:
     return rig.extra_env["ONE_HOOKS_CONFIG"]
 
 
-def _needed_versions(session: pytest.Session) -> List[str]:
+def _needed_versions(session: pytest.Session, module: object) -> List[str]:
     versions = []
     for item in session.items:
+        if getattr(item, "module", None) is not module:
+            continue
         callspec = getattr(item, "callspec", None)
         version = callspec.params.get("rig") if callspec is not None else None
         if version in VERSIONS and version not in versions:
@@ -111,19 +117,19 @@ def pytest_configure(config: pytest.Config) -> None:
         sweep_orphans(Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rig_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RigPool]:
-    """Every rig of the session (started lazily, stopped at the end)."""
+    """Every rig of the module (started lazily, stopped at the module's end)."""
     why = available()
     if why:
         pytest.skip(why)
-    pool = RigPool(tmp_path_factory.mktemp("oned-rigs"), _needed_versions(request.session))
+    pool = RigPool(tmp_path_factory.mktemp("oned-rigs"), _needed_versions(request.session, request.module))
     yield pool
     problems = pool.stop()
     assert not problems, "rigs not stopped cleanly: " + "; ".join(problems)
 
 
-@pytest.fixture(scope="session", params=VERSIONS)
+@pytest.fixture(scope="module", params=VERSIONS)
 def rig(request: pytest.FixtureRequest, rig_pool: RigPool) -> Rig:
-    """A started real oned of each version (one per session), hosts h1 h2 h3 MONITORED."""
+    """A started real oned of each version (one per test module), hosts h1 h2 h3 MONITORED."""
     return rig_pool.get(request.param)

@@ -248,6 +248,10 @@ def test_fault_at_every_call_then_rerun_completes(tmp_path: Path, kind: str,
         # each costs the client timeout: every read call once, and every action call
         indices = sorted({methods.index(m) for m in set(methods)} |
                          {i for i, m in enumerate(methods) if m == "one.vm.action"})
+    # After the last resume of the clean run come only the looks for RUNNING, and how many a run
+    # takes depends on the machine's pace: a loaded machine's clean run may look once more than
+    # a faulted one. Every call up to the last resume is the same in every run and must be hit.
+    last_resume = max(i for i, m in enumerate(methods) if m == "one.vm.action")
     fired = 0
     for index in indices:
         world = World(tmp_path / f"{kind}-{index}")
@@ -255,6 +259,9 @@ def test_fault_at_every_call_then_rerun_completes(tmp_path: Path, kind: str,
             world.relay.arm(index, kind)
             code = world.recover()
             assert code in (0, 1), (index, code)
+            if world.relay.fired is None:  # this run made fewer calls: only a late look may be missing
+                assert index > last_resume and world.relay.count <= index, (index, world.relay.count, methods)
+                assert methods[index] in ("one.vm.info", "one.vmpool.info", "one.vmpool.infoextended"), methods
             fired += world.relay.fired is not None
             world.check_invariants()
             world.relay.disarm()
@@ -265,7 +272,8 @@ def test_fault_at_every_call_then_rerun_completes(tmp_path: Path, kind: str,
             assert "Traceback" not in err
         finally:
             world.close()
-    assert fired == len(indices)  # every planned fault really hit a call
+    # every planned fault up to the last resume really hit a call
+    assert fired >= len([i for i in indices if i <= last_resume]), (fired, len(indices))
 
 
 def test_hanging_node_is_killed_nothing_resumed_then_rerun_completes(tmp_path: Path) -> None:

@@ -290,7 +290,7 @@ def _clean_up(rig: Rig, cloud: Cloud, config: str, twin: int) -> None:
             time.sleep(0.5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def evacuations(rig_pool: RigPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Future]]:
     """Every version's scenario, run side by side (mostly waiting for oned and the grace)."""
     yield from side_by_side(rig_pool, run_evacuation, tmp_path_factory, "evacuate")

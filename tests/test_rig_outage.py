@@ -289,7 +289,7 @@ def run_outage(rig: Rig, work: Path) -> Evidence:
     return evidence
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def outages(rig_pool: RigPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Future]]:
     """Every version's outage, run side by side (mostly waiting for oned): half the wall time."""
     yield from side_by_side(rig_pool, run_outage, tmp_path_factory, "outage")

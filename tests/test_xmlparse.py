@@ -251,6 +251,23 @@ def test_every_hook_log_record(path: Path) -> None:
     assert hook.template["ARGUMENTS_STDIN"] == "yes"
 
 
+def test_hook_output_wrapped_as_onehem_encodes_it() -> None:
+    """onehem encodes a hook's output with Ruby's Base64.encode64: lines of 60 characters, each ending in a
+    line break. A real oned 6.10.5 stored one-hooks' output that way; one.hook.info must still parse, and
+    a character outside base64 is still refused."""
+    path = run_dir("run4") / "90-hook-vm_unknown-info.xml"
+    output = "2026-12-04 20:17:42 INFO host h3: iSCSI gate BROKEN: session 1 FREE (not logged in)\n" * 3
+    flat = base64.b64encode(output.encode()).decode()
+    wrapped = "".join(flat[i:i + 60] + "\n" for i in range(0, len(flat), 60))
+    assert "\n" in wrapped.rstrip("\n")
+    text = path.read_text()
+    first = ET.parse(path).getroot().findtext("HOOKLOG/HOOK_EXECUTION_RECORD/EXECUTION_RESULT/STDOUT")
+    hook = xmlparse.parse_hook(text.replace(first, wrapped, 1).encode())
+    assert hook.log[0].stdout == output
+    with pytest.raises(PayloadError, match="STDOUT: not base64"):
+        xmlparse.parse_hook(text.replace(first, wrapped.replace("\n", "*", 1), 1).encode())
+
+
 def test_run4_poweroff_hook_payload_marks_the_outage() -> None:
     hook = xmlparse.parse_hook((run_dir("run4") / "90-hook-vm_poweroff-info.xml").read_bytes())
     (execution,) = hook.log

@@ -308,8 +308,14 @@ def datastore_from_element(el: etree._Element) -> Datastore:
 
 
 def _b64_text(el: etree._Element, tag: str) -> str:
-    """A base64 field of a hook execution record, decoded (oned stores them encoded)."""
-    raw = _str(el, tag).strip()
+    """A base64 field of a hook execution record, decoded (oned stores them encoded).
+
+    onehem encodes with Ruby's ``Base64.encode64``, which breaks the text
+    into lines of 60 characters: any output longer than 45 bytes arrives
+    with line breaks (seen on the real 6.10.5 and 7.4.0), so whitespace is
+    dropped before the strict decode; any other stray character is refused.
+    """
+    raw = "".join(_str(el, tag).split())
     if not raw:
         return ""
     try:
