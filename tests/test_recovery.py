@@ -806,3 +806,27 @@ def test_the_settle_window_carries_on_a_resume_its_first_pass_left_behind(world:
     assert report.exit_code == 0 and report.results[vm].outcome == Outcome.RUNNING
     out = world.out.getvalue()
     assert "carrying on from host-reconnect[" in out and "already resumed" not in out
+
+
+def test_a_vm_caught_half_way_through_the_monitors_poweroff_is_resumed_in_its_tier(clock: FakeClock,
+                                                                                     tmp_path) -> None:
+    """oned sets SHUTDOWN_POWEROFF on its LCM thread and POWEROFF on its DispatchManager's a moment later; a
+    plan read in between (seen on the real 6.10.5 and 7.4.0) must not skip the VM: it is read again until
+    it is POWEROFF (monitor) and resumed in its own tier, before the lower tier starts."""
+    cloud = fake_cloud(clock, timing=OnedTiming(dm_delay=3.0))
+    try:
+        w = World(cloud, clock, str(tmp_path / "state"))
+        host = _host_with_vms(w, 3, vm0=[("ONE_HOOKS_PRIORITY", "10")])
+        w.outage(host)
+        cloud.reconcile(host, running=set(), wait=False)  # the domains are gone
+        clock.settle()
+        assert [w.state(i) for i in range(3)] == ["ACTIVE/SHUTDOWN_POWEROFF"] * 3
+        with w.engine() as engine:
+            report = engine.recover_host(host)
+        assert report.exit_code == 0, w.out.getvalue()
+        assert w.resumes()[0] == 0 and sorted(w.resumes()) == [0, 1, 2], w.out.getvalue()
+        assert [report.results[i].outcome for i in range(3)] == [Outcome.RUNNING] * 3
+        assert "reading again before planning" in w.out.getvalue()
+        assert w.lines(logging.ERROR) == []
+    finally:
+        cloud.timeline.stop()

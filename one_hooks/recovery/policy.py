@@ -182,6 +182,11 @@ def is_outage_state(vm: Vm) -> bool:
             and vm.history.action == HistoryAction.MONITOR)
 
 
+def in_transit(vm: Vm) -> bool:
+    """ACTIVE/SHUTDOWN_POWEROFF: half-way through a poweroff (the monitor's or a user's); POWEROFF next."""
+    return vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.SHUTDOWN_POWEROFF
+
+
 def is_failed_resume(vm: Vm) -> bool:
     """POWEROFF whose last history ACTION is ``resume``: a resume from POWEROFF whose deploy failed."""
     return (vm.state == VmState.POWEROFF and vm.history is not None

@@ -28,7 +28,7 @@ from ..oned.model import Host, HostState, LcmState, Vm, VmState
 from .carry import Bounds, Progress, Step, carry_seconds, next_step
 from .evidence import Judgement, Snapshot, Verdict, judge
 from .ledger import Attempts, Ledger
-from .policy import Action, Decision, Settings, decide, is_failed_resume, is_outage_state, lock_hint
+from .policy import Action, Decision, Settings, decide, in_transit, is_failed_resume, is_outage_state, lock_hint
 from .report import Outcome
 
 __all__ = ["Resumer", "Timing", "PICKUP_GRACE"]
@@ -195,7 +195,7 @@ class Resumer:
             return None, last  # oned is struggling: the next call tells
         if vm.state == VmState.ACTIVE and vm.lcm_state in (LcmState.BOOT_UNKNOWN, LcmState.BOOT_POWEROFF):
             return self._accepted(d, vm, before, progress, carried), None
-        if vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.SHUTDOWN_POWEROFF:
+        if in_transit(vm):
             return None, vm  # the monitor is powering it off this instant: POWEROFF next
         fresh = decide(vm, host, self.settings, carrying=True)
         if fresh.action == Action.RESUME:
