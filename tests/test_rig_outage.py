@@ -406,7 +406,7 @@ def test_hook_executions_exit_as_they_should(outage: Evidence) -> None:
     """oned's execution records: every run exits 0 except h3's host-reconnect (gate failed: 1)."""
     assert all(gaps == [] for gaps in outage.record_gaps.values()), outage.record_gaps
     assert outage.watchers_left == [], f"settle watchers still running a minute after their window: " \
-                                       f"{outage.watchers_left}"
+                                       f"{outage.watchers_left}: " + "; ".join(map(process_facts, outage.watchers_left))
     runs = host_runs(outage)
     assert sorted(runs) == sorted(HOSTS), {h: len(r) for h, r in runs.items()}
     for host in ("h1", "h2"):
@@ -489,6 +489,20 @@ def test_uninstall_removes_our_hooks_from_the_real_oned(outage: Evidence) -> Non
 
 
 # --- reading oned's records ---------------------------------------------------------------
+
+
+def process_facts(pid: int) -> str:
+    """What the kernel says a process is doing (state, wait channel, threads' wait channels), for a failure."""
+    facts = [f"pid {pid}"]
+    try:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":" in line)
+        facts.append(f"state {status.get('State', '?').strip()}, threads {status.get('Threads', '?').strip()}")
+        tasks = sorted(Path(f"/proc/{pid}/task").iterdir())
+        facts.append("wchan " + ",".join((t / "wchan").read_text().strip() or "-" for t in tasks))
+    except (OSError, ValueError) as exc:
+        facts.append(f"gone or unreadable ({exc})")
+    return " ".join(facts)
 
 
 def host_runs(ev: Evidence) -> Dict[str, List[HookRecord]]:
