@@ -263,6 +263,11 @@ def run_outage(rig: Rig, work: Path) -> Evidence:
             return vm.state_name in ("UNKNOWN", "POWEROFF")
 
         rig.wait_vms(cloud.all, settled, timeout=180)
+        # A host-reconnect run starts its settle watcher after its first pass, so VMs can be
+        # RUNNING before the watcher exists: wait for oned to record every host's run first.
+        deadline = time.monotonic() + 120
+        while len(hooklog.of(hooks["one-hooks-host-reconnect"])) < len(HOSTS) and time.monotonic() < deadline:
+            time.sleep(0.5)
         # Whatever happens next (a watcher's late look, a resume of a VM it should not
         # touch) must be seen: wait for the settle watchers to end, then a quiet spell.
         deadline = time.monotonic() + SETTLE + 60
