@@ -810,9 +810,10 @@ def test_the_settle_window_carries_on_a_resume_its_first_pass_left_behind(world:
 
 def test_a_vm_caught_half_way_through_the_monitors_poweroff_is_resumed_in_its_tier(clock: FakeClock,
                                                                                      tmp_path) -> None:
-    """oned sets SHUTDOWN_POWEROFF on its LCM thread and POWEROFF on its DispatchManager's a moment later; a
-    plan read in between (seen on the real 6.10.5 and 7.4.0) must not skip the VM: it is read again until
-    it is POWEROFF (monitor) and resumed in its own tier, before the lower tier starts."""
+    """oned sets SHUTDOWN_POWEROFF (last action monitor) on its LCM thread and POWEROFF on its
+    DispatchManager's a moment later; a plan read in between (seen on the real 6.10.5 and 7.4.0) must not
+    skip the VM: it is a candidate of its tier, its worker waits for POWEROFF and resumes it before the lower
+    tier starts, with no refused call."""
     cloud = fake_cloud(clock, timing=OnedTiming(dm_delay=3.0))
     try:
         w = World(cloud, clock, str(tmp_path / "state"))
@@ -826,7 +827,8 @@ def test_a_vm_caught_half_way_through_the_monitors_poweroff_is_resumed_in_its_ti
         assert report.exit_code == 0, w.out.getvalue()
         assert w.resumes()[0] == 0 and sorted(w.resumes()) == [0, 1, 2], w.out.getvalue()
         assert [report.results[i].outcome for i in range(3)] == [Outcome.RUNNING] * 3
-        assert "reading again before planning" in w.out.getvalue()
+        assert "VM 0 (node1-vm0): being powered off by the monitor this instant" in w.out.getvalue()
+        assert "ACTIVE/SHUTDOWN_POWEROFF: resume tier 10: being powered off by the monitor" in w.out.getvalue()
         assert w.lines(logging.ERROR) == []
     finally:
         cloud.timeline.stop()

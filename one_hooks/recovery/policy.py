@@ -121,8 +121,8 @@ def user_powered_off(vm: Vm, host: Host, settings: Settings) -> Optional[str]:
 
 
 def not_left_down(vm: Vm, host: Host, settings: Settings) -> Optional[str]:
-    """Only ACTIVE/UNKNOWN and POWEROFF-by-monitor are the marks an outage leaves."""
-    if is_outage_state(vm):
+    """Only ACTIVE/UNKNOWN and POWEROFF-by-monitor (or on its way there) are the marks an outage leaves."""
+    if is_outage_state(vm) or monitor_powering_off(vm):
         return None
     if vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.RUNNING:
         return "already RUNNING"
@@ -187,6 +187,15 @@ def in_transit(vm: Vm) -> bool:
     return vm.state == VmState.ACTIVE and vm.lcm_state == LcmState.SHUTDOWN_POWEROFF
 
 
+def monitor_powering_off(vm: Vm) -> bool:
+    """ACTIVE/SHUTDOWN_POWEROFF with the monitor's mark (last history ACTION 44): the monitor found the
+    domain gone and oned is half-way to POWEROFF (its LCM thread set this state, its DispatchManager sets
+    POWEROFF next). Seen on the real 6.10.5 and 7.4.0 for most VMs of a host whose domains were gone; a
+    user's poweroff in progress carries ACTION poweroff instead."""
+    return (in_transit(vm) and vm.history is not None
+            and vm.history.action == HistoryAction.MONITOR)
+
+
 def is_failed_resume(vm: Vm) -> bool:
     """POWEROFF whose last history ACTION is ``resume``: a resume from POWEROFF whose deploy failed."""
     return (vm.state == VmState.POWEROFF and vm.history is not None
@@ -228,7 +237,9 @@ def decide(vm: Vm, host: Host, settings: Settings, carrying: bool = False) -> De
     if vm.lock:
         return Decision(vm.id, vm.name, vm.state_name, Action.LOCKED, lock_hint(vm))
     tier, note = tier_of(vm, settings)
-    if vm.state == VmState.ACTIVE:
+    if monitor_powering_off(vm):
+        why = "being powered off by the monitor after the outage (resumed once POWEROFF)"
+    elif vm.state == VmState.ACTIVE:
         why = "left UNKNOWN by the outage"
     elif is_failed_resume(vm):
         why = "back in POWEROFF after a failed deploy (last action resume)"
