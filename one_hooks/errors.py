@@ -122,6 +122,14 @@ class OnedInternalError(OnedError):
 class OnedAuthError(OnedError):
     """AUTHENTICATION (0x100) or AUTHORIZATION (0x200) failure."""
 
+    @property
+    def maybe_busy(self) -> bool:
+        """AUTHENTICATION may only mean a busy oned: on its default sqlite back-end it answers
+        "User couldn't be authenticated" while its database is locked by a burst of work (seen on
+        the real 6.10.5 and 7.4.0 in a power-back storm). Worth asking again, a bounded number of
+        times; wrong credentials fail every time."""
+        return self.code == 0x100
+
 
 class OnedNotFound(OnedError):
     """NO_EXISTS (0x400): the object is gone."""

@@ -456,6 +456,24 @@ def test_read_retry_gives_up(fake: FakeOned, sleeps: List[float]) -> None:
     assert sleeps == [1, 2] and client.calls == 3
 
 
+def test_a_busy_oneds_authentication_refusal_is_asked_again(fake: FakeOned, sleeps: List[float]) -> None:
+    """oned on sqlite answers AUTHENTICATION when its database is locked under load (the real 6.10.5 and 7.4.0
+    in a 270-VM storm: "database is locked", then "User couldn't be authenticated"): a read asks again; a
+    write does not; wrong credentials still fail, after the retries."""
+    client = Oned(fake.endpoint, SESSION, retries=2, retry_delay=1, sleep=sleeps.append)
+    fake.fail("one.host.info", 0x100, "[one.host.info] User couldn't be authenticated, aborting call.")
+    assert client.host_info(0).id == 0
+    assert sleeps == [1] and client.calls == 2
+    fake.fail("one.vm.action", 0x100, "[one.vm.action] User couldn't be authenticated, aborting call.")
+    with pytest.raises(OnedAuthError):
+        client.vm_action("resume", 3)
+    assert client.calls == 3 and fake.actions == []
+    wrong = Oned(fake.endpoint, "oneadmin:wrong-password", retries=2, retry_delay=1, sleep=sleeps.append)
+    with pytest.raises(OnedAuthError):
+        wrong.host_info(0)
+    assert wrong.calls == 3 and sleeps == [1, 1, 2]
+
+
 def test_final_errors_are_not_retried(fake: FakeOned, sleeps: List[float]) -> None:
     client = Oned(fake.endpoint, SESSION, retries=5, sleep=sleeps.append)
     with pytest.raises(OnedNotFound):

@@ -22,7 +22,7 @@ import pytest
 from one_hooks.oned import xmlparse
 from one_hooks.audit import Reporter
 from one_hooks.errors import (
-    ConfigError, OnedNotFound, OnedUnreachable,
+    ConfigError, OnedAuthError, OnedNotFound, OnedUnreachable,
 )
 from one_hooks.node.iscsi import Status, Verdict
 from one_hooks.recovery import claims
@@ -832,3 +832,24 @@ def test_a_vm_caught_half_way_through_the_monitors_poweroff_is_resumed_in_its_ti
         assert w.lines(logging.ERROR) == []
     finally:
         cloud.timeline.stop()
+
+
+def test_a_resume_refused_by_a_busy_oneds_authentication_is_sent_again(world: World) -> None:
+    """oned on sqlite refuses calls with AUTHENTICATION while its database is locked (the real 6.10.5 and
+    7.4.0 in a storm): the resume is re-read and sent again, not reported failed."""
+    host = _host_with_vms(world, 1)
+    world.outage(host)
+    refusals: List[int] = []
+
+    def busy(vm_id: int) -> None:
+        if not refusals:
+            refusals.append(vm_id)
+            raise OnedAuthError("[one.vm.action] User couldn't be authenticated, aborting call.",
+                                "one.vm.action", 0x100, (vm_id,))
+
+    world.door.before_action = busy
+    with world.engine() as engine:
+        report = engine.recover_host(host)
+    assert refusals == [0] and world.resumes() == [0]
+    assert report.exit_code == 0 and report.results[0].outcome == Outcome.RUNNING
+    assert world.lines(logging.ERROR) == []
