@@ -29,6 +29,7 @@ from one_hooks.install import files
 from one_hooks.install import hook_templates as ht
 from one_hooks.install import main as install
 from one_hooks.oned.model import HistoryAction, LcmState, VmState
+from tests.oned_rig import Rig
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 STANDIN = os.path.join(os.path.dirname(one_hooks.sim.__file__), "node_standin")
@@ -154,12 +155,23 @@ def real_oned() -> Dict[str, str]:
 
 
 def test_real_oned_install_check_uninstall(real_oned: Dict[str, str], tmp_path: Path) -> None:
+    """Against the oned that ``ONE_XMLRPC`` names (an operator's own front-end)."""
+    _install_check_uninstall({k: v for k, v in os.environ.items() if k != "ONE_HOOKS_CONFIG"}, tmp_path)
+
+
+def test_rig_install_check_uninstall(rig: Rig, tmp_path: Path) -> None:
+    """The same against the real oned 6.10.5 and 7.4.0 of ``../shared/opennebula`` (skipped where absent)."""
+    env = {k: v for k, v in {**os.environ, **rig.env}.items() if k != "ONE_HOOKS_CONFIG"}
+    _install_check_uninstall(env, tmp_path)
+
+
+def _install_check_uninstall(env: Dict[str, str], tmp_path: Path) -> None:
+    """Install into a scratch root, again (nothing to change), --check, --uninstall: oned's hooks as before."""
     from one_hooks import config as config_mod
     from one_hooks.oned.client import Oned
 
     root = tmp_path / "root"
     root.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "ONE_HOOKS_CONFIG"}
     oned = Oned.from_config(config_mod.load(None, {**env, "ONE_HOOKS_CONFIG": ""}).oned)
     if any(h.name in ht.NAMES for h in oned.hook_pool()):
         pytest.skip("this oned already has one-hooks registered: not touching a live installation")
