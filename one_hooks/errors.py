@@ -91,6 +91,12 @@ class OnedError(OneHooksError):
 
     transient: bool = False
 
+    @property
+    def worth_asking_again(self) -> bool:
+        """Whether the same call, asked again a bounded number of times, may succeed: the retry
+        policy's one question (reads in the oned door, resumes and moves after a re-read)."""
+        return self.transient
+
     def __init__(
         self,
         message: str,
@@ -123,7 +129,7 @@ class OnedAuthError(OnedError):
     """AUTHENTICATION (0x100) or AUTHORIZATION (0x200) failure."""
 
     @property
-    def maybe_busy(self) -> bool:
+    def worth_asking_again(self) -> bool:
         """AUTHENTICATION may only mean a busy oned: on its default sqlite back-end it answers
         "User couldn't be authenticated" while its database is locked by a burst of work (seen on
         the real 6.10.5 and 7.4.0 in a power-back storm). Worth asking again, a bounded number of

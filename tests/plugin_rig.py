@@ -122,7 +122,7 @@ def rig_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """Every rig of the module (started lazily, stopped at the module's end)."""
     why = available()
     if why:
-        pytest.skip(why)
+        pytest.skip(f"no real OpenNebula front-ends to test against: {why}")
     pool = RigPool(tmp_path_factory.mktemp("oned-rigs"), _needed_versions(request.session, request.module))
     yield pool
     problems = pool.stop()

@@ -29,9 +29,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..config import Config
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..install import hook_templates as ht
-from ..oned.model import Hook, HookExecution, Host, HostState
+from ..oned.model import Hook, HookExecution
 from ..recovery import claims, records
-from ..recovery.overview import DownVm, HostView, Overview, overview
+from ..recovery.overview import DownVm, HostView, Overview, evacuation_attention, overview
 from ..recovery.policy import Settings
 
 #: Hook executions shown per hook (oned keeps 20).
@@ -102,29 +102,6 @@ def hook_attention(views: Sequence[HookView], when: Callable[[float], str]) -> L
             last = v.runs[0]
             lines.append(f"{where}: its last run (execution {last.execution_id}, {when(last.timestamp)}) exited "
                          f"{last.code}: 'onehook show {v.hook_id}' shows its output")
-    return lines
-
-
-def evacuation_attention(evacuations: Sequence[Dict[str, Any]], hosts: Sequence[Host],
-                         when: Callable[[float], str]) -> List[str]:
-    """What needs the operator about evacuations (pure): a finished one that did not exit 0, and a host
-    that one fenced and disabled and that is still DISABLED (nothing runs there until a person enables it)."""
-    state = {h.id: h.state for h in hosts}
-    lines = []
-    for e in evacuations:
-        name = str(e.get("host", f"#{e['host_id']}"))
-        if e.get("watcher") is not None:  # still waiting out the grace, or moving: not finished
-            continue
-        code = e.get("exit_code")
-        if code not in (None, EXIT_OK):
-            problems = e.get("problems") or [e.get("summary", "")]
-            lines.append(f"host {name}: its last evacuation ({e.get('stage', '?')}, "
-                         f"{when(float(e.get('updated_at', 0)))}) exited {code}: {problems[0]}; "
-                         f"'one-hooks evacuate {name} --dry-run' shows what it would do now")
-        if e.get("disabled") and state.get(int(e["host_id"])) == HostState.DISABLED:
-            fenced = f" at {when(float(e['fenced_at']))}" if e.get("fenced_at") else ""
-            lines.append(f"host {name}: fenced{fenced} and disabled by an evacuation: repair it, then "
-                         f"'onehost enable {name}' (the VMs moved away stay where they run)")
     return lines
 
 

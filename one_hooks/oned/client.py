@@ -21,8 +21,9 @@ oned answers every call with an array: ``[true, value, 0]`` on success,
     refused/reset/dropped connection, HTTP error, timeout -> OnedUnreachable (transient)
     XML-RPC fault (unknown method, bad parameter types) -> OnedApiError with the fault's code
 
-Read-only calls are retried on transient errors (and on AUTHENTICATION, which
-a busy oned on sqlite answers when its database is locked) ``retries`` times, the delay
+Read-only calls are retried on errors worth asking again (transient ones, and
+AUTHENTICATION, which a busy oned on sqlite answers when its database is
+locked: :attr:`OnedError.worth_asking_again`) ``retries`` times, the delay
 doubling from ``retry_delay``, through the injected ``sleep``; before each
 wait, ``on_retry`` (if given) receives one line saying what failed, which
 retry comes and when, for the entry point to show (the door prints nothing).
@@ -175,7 +176,7 @@ class Oned:
             try:
                 return self._once(method, args, ids)
             except OnedError as exc:
-                if not _retried(exc) or attempt >= self.retries:
+                if not exc.worth_asking_again or attempt >= self.retries:
                     raise
                 if self._on_retry is not None:
                     self._on_retry(f"oned at {_safe_url(self.endpoint)}: {method}: {exc.message}; "
@@ -334,12 +335,6 @@ class Oned:
         """``one.host.update`` / ``one.cluster.update``: replace (or merge with ``append``). Not retried."""
         _, update, _ = _template_kind(kind)
         self._write(update, int(obj_id), text, 1 if append else 0, ids=(obj_id,))
-
-
-def _retried(exc: OnedError) -> bool:
-    """Whether a read that failed this way is asked again: transient errors, and an
-    AUTHENTICATION refusal that may only mean a busy oned (:attr:`OnedAuthError.maybe_busy`)."""
-    return exc.transient or (isinstance(exc, OnedAuthError) and exc.maybe_busy)
 
 
 def error_class(code: Optional[int], message: str) -> Type[OnedError]:

@@ -341,7 +341,7 @@ class Evacuator:
                 if again is not None and again.history is not None and before.seq < again.history.seq \
                         and again.history.host_id == p.target_id:
                     return self._accepted(p, again, before)
-                if not exc.transient or k == self.timing.call_retries:
+                if not exc.worth_asking_again or k == self.timing.call_retries:
                     self._finish(p, host, Outcome.FAILED, f"oned refused the move to {p.target_name}: "
                                  f"{exc.message}", again or vm)
                     return None

@@ -18,13 +18,16 @@ counted: VMs on a host that is down (host-reconnect recovers them when it
 returns), carried by the live process that resumed them (it takes them to
 an outcome), on a watched host (the watcher does), or left down on purpose
 (opted out, a user's poweroff). The VMs a failed iSCSI gate held back are
-named in their host's one line.
+named in their host's one line. Evacuations (:func:`evacuation_attention`): a
+finished one that did not exit 0, and a host one fenced and disabled that is
+still DISABLED.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..errors import EXIT_OK
 from ..node.iscsi import Verdict
 from ..oned.model import HistoryAction, Host, HostState, LcmState, Vm, VmState
 from .policy import Action, Settings, decide, is_failed_resume, is_outage_state
@@ -189,3 +192,26 @@ def overview(hosts: Sequence[Host], vms: Sequence[Vm], records: Mapping[int, Hos
             attention.append(f"host {name}: its last iSCSI gate said {record.gate} ({problem}); VMs held back: "
                              f"{shown}: fix the storage, then {_recover_hint(name)}")
     return Overview(views, tuple(down), tuple(attention))
+
+
+def evacuation_attention(evacuations: Sequence[Dict[str, Any]], hosts: Sequence[Host],
+                         when: Callable[[float], str]) -> List[str]:
+    """What needs the operator about evacuations (pure): a finished one that did not exit 0, and a host
+    that one fenced and disabled and that is still DISABLED (nothing runs there until a person enables it)."""
+    state = {h.id: h.state for h in hosts}
+    lines = []
+    for e in evacuations:
+        name = str(e.get("host", f"#{e['host_id']}"))
+        if e.get("watcher") is not None:  # still waiting out the grace, or moving: not finished
+            continue
+        code = e.get("exit_code")
+        if code not in (None, EXIT_OK):
+            problems = e.get("problems") or [e.get("summary", "")]
+            lines.append(f"host {name}: its last evacuation ({e.get('stage', '?')}, "
+                         f"{when(float(e.get('updated_at', 0)))}) exited {code}: {problems[0]}; "
+                         f"'one-hooks evacuate {name} --dry-run' shows what it would do now")
+        if e.get("disabled") and state.get(int(e["host_id"])) == HostState.DISABLED:
+            fenced = f" at {when(float(e['fenced_at']))}" if e.get("fenced_at") else ""
+            lines.append(f"host {name}: fenced{fenced} and disabled by an evacuation: repair it, then "
+                         f"'onehost enable {name}' (the VMs moved away stay where they run)")
+    return lines

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from ..audit import Reporter
 from ..config import Config
-from ..errors import OnedActionRefused, OnedAuthError, OnedError, OnedLocked, OnedNotFound
+from ..errors import OnedActionRefused, OnedError, OnedLocked, OnedNotFound
 from ..oned.model import Host, HostState, LcmState, Vm, VmState
 from .carry import Bounds, Progress, Step, carry_seconds, next_step
 from .evidence import Judgement, Snapshot, Verdict, judge
@@ -168,9 +168,8 @@ class Resumer:
                 return None
             except OnedError as exc:
                 refused = isinstance(exc, (OnedActionRefused, OnedNotFound))
-                busy = exc.transient or (isinstance(exc, OnedAuthError) and exc.maybe_busy)
                 what = f"oned refused resume: {exc.message}" if refused else f"resume failed: {exc}"
-                if not (refused or busy) or k == self.timing.call_retries:
+                if not (refused or exc.worth_asking_again) or k == self.timing.call_retries:
                     return self._refused(host, d, before, progress, carried, what)
                 delay = self.timing.call_retry_delay * 2 ** k
                 if not refused:
