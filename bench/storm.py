@@ -23,11 +23,16 @@ reported (so they do not wait for the hosts' spread, one-hooks does):
 (b) OpenNebula's ``autostart/host`` approach: per host, ``host.info`` then
     ``vm.info`` + ``resume`` per VM, serially within the host, hosts handled as
     onehem would run their hooks (10 at once); in-process, over XML-RPC.
-Lower bound: every VM needs one ``resume``; the simulator serialises the
-``serial`` part of every call under its core lock, so the last resume cannot
-be accepted before ``N x serial + parallel``; oned's LCM runs each VM's two
-events (the restart, the deploy's answer) one after another; nothing starts
-before its host is back; then the VM boots in ``boot`` s.
+Lower bound, the fastest any recovery could be on this oned (the longest of):
+every VM needs one ``resume`` and the simulator serialises the ``serial`` part
+of every call under its core lock, so the last resume cannot be accepted
+before ``N x serial + parallel``, then applied, booted and answered; oned's
+LCM runs, one after another on its one thread, two items per VM (the
+restart, the deploy's answer) *and* one per VM a host's report says is gone
+(the monitor's poweroff: oned's own work, whatever a recovery does; a real
+oned queues the monitor's events on the same thread, ``one_hooks.sim.lcm``);
+the last restart is applied, then that VM boots and its answer
+is applied; nothing starts before its host is back.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ import time
 import xmlrpc.client
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 from cloud import BenchCloud, production_python
 
@@ -75,6 +80,8 @@ class StormResult:
     not_running: int
     settle_seconds: float
     last_return_s: float = 0.0
+    reported_vms: int = 0  # VMs whose host's report said gone: one monitor item each on oned's LCM
+    lcm_items: int = 0  # items oned's LCM queued from power-back until every VM was RUNNING
 
     @property
     def cpu_per_event(self) -> float:
@@ -98,17 +105,34 @@ class BaselineResult:
 
 
 def lower_bound(vms: int, latency: Latency, boot_seconds: float, timing: OnedTiming = INSTANT,
-                last_return: float = 0.0) -> float:
-    """The fastest the simulator allows: N serialised resumes (one parallel part), 2 N serial LCM
-    events, the last host's return, one boot."""
-    calls = vms * latency.serial + latency.parallel + timing.lcm_base + timing.lcm_service
-    lcm = timing.lcm_base + 2 * vms * timing.lcm_service
-    return max(calls, lcm, last_return) + boot_seconds
+                last_return: float = 0.0, reported_vms: int = 0) -> float:
+    """The fastest the simulator allows any recovery of ``vms`` VMs (module docstring).
+
+    ``reported_vms``: VMs whose host's report says they are gone; each is one
+    monitor item on oned's LCM queue, in the same FIFO as the resumes.
+    """
+    applied = timing.lcm_base + timing.lcm_service  # an accepted action, applied by the LCM
+    answered = boot_seconds + timing.lcm_service  # the deploy, then its answer applied
+    last_accepted = vms * latency.serial + latency.parallel + applied + answered
+    last_restart = timing.lcm_base + vms * timing.lcm_service + answered
+    whole_queue = timing.lcm_base + (2 * vms + reported_vms) * timing.lcm_service
+    last_host = last_return + applied + answered
+    return max(last_accepted, last_restart, whole_queue, last_host)
 
 
 def _outage(cloud: BenchCloud, layout: Dict[int, List[int]]) -> None:
     for host_id in layout:
         cloud.sim.host_error(host_id)
+
+
+def _gone_hosts(layout: Dict[int, List[int]]) -> Dict[int, Set[int]]:
+    """Every other host reports its VMs gone (an empty list of running VMs)."""
+    return {host_id: set() for index, host_id in enumerate(layout) if index % 2 == 1}
+
+
+def reported_vms(layout: Dict[int, List[int]]) -> int:
+    """VMs whose host's report says they are gone: oned's monitor puts one LCM item each."""
+    return sum(len(layout[host_id]) for host_id in _gone_hosts(layout))
 
 
 def _come_back(cloud: BenchCloud, layout: Dict[int, List[int]]) -> float:
@@ -118,7 +142,7 @@ def _come_back(cloud: BenchCloud, layout: Dict[int, List[int]]) -> float:
     report follows its host (``SimOned.hosts_return``); the last return, in
     seconds from now.
     """
-    gone = {host_id: set() for index, host_id in enumerate(layout) if index % 2 == 1}
+    gone = _gone_hosts(layout)
     if cloud.sim.cloud.timing.host_spread > 0:
         return max(cloud.sim.hosts_return(list(layout), reports=gone).values())
     for host_id in layout:
@@ -149,10 +173,12 @@ def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: flo
         runs1, cpu1 = cloud.hook_runs(), children_cpu()
         calls_before = dict(cloud.sim.calls)
         sessions_before = cloud.node_sessions()
+        items_before = cloud.sim.cloud.lcm.items
         start = time.monotonic()
         last_return = _come_back(cloud, layout)
         done = cloud.wait_running(vm_ids, timeout)
         wall = (done or time.monotonic()) - start
+        lcm_items = cloud.sim.cloud.lcm.items - items_before
         cloud.sim.settle(timeout)
         runs2, cpu2 = cloud.hook_runs(), children_cpu() + cloud.watchers_cpu()
         calls = {m: n - calls_before.get(m, 0) for m, n in cloud.sim.calls.items()
@@ -170,7 +196,7 @@ def run_storm(hosts: int, vms_per_host: int, latency: Latency, boot_seconds: flo
             resumed_twice=sorted(v for v, n in resumes.items() if n > 1),
             not_running=0 if done else sum(1 for v in vm_ids if not cloud.all_running([v])),
             settle_seconds=config_mod.load(cloud.config, environ={}).recovery.settle_seconds,
-            last_return_s=last_return)
+            last_return_s=last_return, reported_vms=reported_vms(layout), lcm_items=lcm_items)
     finally:
         cloud.close()
 

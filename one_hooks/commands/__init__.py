@@ -1,4 +1,6 @@
-"""The ``one-hooks`` subcommands an operator runs: ``recover``, ``status``, ``evacuate``, ``iscsi``, ``cpu``, ``config``.
+"""The ``one-hooks`` subcommands an operator runs.
+
+``recover``, ``status``, ``evacuate``, ``iscsi``, ``cpu``, ``config``.
 
 Each module defines ``add_arguments(parser)`` and ``run(args, config) -> int``
 (see :mod:`one_hooks.cli`, which loads it by name only when its subcommand
