@@ -41,6 +41,12 @@ def test_quick_json_run_prints_the_keys() -> None:
     # the first look on a watched host asks oned nothing.
     assert result["hook_startup_host_info_calls"] == 10
     assert result["storm_hook_runs"] >= result["storm_vms"]  # one vm-unknown per VM at least
+    # The bound's premise: oned's LCM ran two items per VM and one per VM reported gone, at least
+    # (half the hosts report); a recovery that re-sends adds more, never fewer.
+    assert result["storm_reported_gone_vms"] == result["storm_vms"] // 2
+    assert result["storm_lcm_items"] >= 2 * result["storm_vms"] + result["storm_reported_gone_vms"]
+    # A lower bound nothing can beat: a storm under it means the bound leaves out oned's work.
+    assert result["storm_wall_s"] >= result["storm_lower_bound_s"]
     assert [row["vms"] for row in result["scale"]] == [100, 300]
     assert [row["hosts"] for row in result["scale_by_hosts"]] == [1, 3]
     assert result["machine"]["nproc"] >= 1 and result["machine"]["python"]
