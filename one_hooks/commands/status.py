@@ -185,13 +185,13 @@ def render(facts: Facts, hooks: Sequence[HookView], attention: Sequence[str]) ->
     if facts.evacuations:
         lines += ["", "evacuations (the last per host):"]
         rows = [("HOST", "STAGE", "UPDATED", "WATCHER", "FENCED", "DISABLED", "EXIT", "SUMMARY")]
-        for e in facts.evacuations:
-            rows.append((str(e.get("host", f"#{e['host_id']}")), str(e.get("stage", "-")),
-                         when(float(e["updated_at"])) if e.get("updated_at") else "-",
-                         f"pid {e['watcher']}" if e.get("watcher") is not None else "-",
-                         when(float(e["fenced_at"])) if e.get("fenced_at") else "-",
-                         "yes" if e.get("disabled") else "no", str(e.get("exit_code", "-")),
-                         str(e.get("summary", "-"))))
+        for evac in facts.evacuations:
+            rows.append((str(evac.get("host", f"#{evac['host_id']}")), str(evac.get("stage", "-")),
+                         when(float(evac["updated_at"])) if evac.get("updated_at") else "-",
+                         f"pid {evac['watcher']}" if evac.get("watcher") is not None else "-",
+                         when(float(evac["fenced_at"])) if evac.get("fenced_at") else "-",
+                         "yes" if evac.get("disabled") else "no", str(evac.get("exit_code", "-")),
+                         str(evac.get("summary", "-"))))
         lines += _table(rows)
     skipped = [(v.host.name, e) for v in view.hosts if v.record for e in v.record.vms
                if e.outcome == "SKIPPED"]
