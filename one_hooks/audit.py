@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from typing import Callable, Optional, TextIO
 
 from .config import LogSection
@@ -80,13 +81,16 @@ class Reporter:
         self.logger = logger or logging.getLogger(LOGGER_NAME)
         self.echo = echo
         self.lines: list = []
+        # The engine's workers report from several threads (hosts recovered side by side); print()
+        # writes a line and its newline separately, so two lines could come out spliced.
+        self._echo_lock = threading.Lock()
 
     def line(self, text: str, level: int = logging.INFO) -> None:
-        """Record one decision."""
+        """Record one decision (safe from several threads: each line is written whole)."""
         text = one_line(text)
         self.lines.append(text)
         if self.echo:
-            print(text, file=self.out, flush=True)
+            self._write([text])
         self.logger.log(level, text, extra={ECHOED: self.echo})
 
     def progress(self, done: int, total: int, outcome: str) -> None:
@@ -95,8 +99,11 @@ class Reporter:
     def show(self, lines: "list[str]") -> None:
         """Print detail lines (a dry run's diff) to ``out`` only: they are no decision to log."""
         if self.echo:
-            for text in lines:
-                print(one_line(text), file=self.out)
+            self._write([one_line(text) for text in lines])
+
+    def _write(self, lines: "list[str]") -> None:
+        with self._echo_lock:
+            self.out.write("".join(text + "\n" for text in lines))
             self.out.flush()
 
     def warning(self, text: str) -> None:
