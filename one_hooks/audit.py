@@ -82,8 +82,9 @@ class Reporter:
         self.echo = echo
         self.lines: list = []
         # The engine's workers report from several threads (hosts recovered side by side); print()
-        # writes a line and its newline separately, so two lines could come out spliced.
-        self._echo_lock = threading.Lock()
+        # writes a line and its newline separately, so two lines could come out spliced. Re-entrant:
+        # a subclass drawing more on ``out`` (a live counter) holds it around its own writes too.
+        self._out_lock = threading.RLock()
 
     def line(self, text: str, level: int = logging.INFO) -> None:
         """Record one decision (safe from several threads: each line is written whole)."""
@@ -102,7 +103,7 @@ class Reporter:
             self._write([one_line(text) for text in lines])
 
     def _write(self, lines: "list[str]") -> None:
-        with self._echo_lock:
+        with self._out_lock:
             self.out.write("".join(text + "\n" for text in lines))
             self.out.flush()
 

@@ -30,6 +30,7 @@ from one_hooks.recovery.evidence import Snapshot
 from one_hooks.recovery.ledger import Attempts, Ledger
 from one_hooks.oned.model import HistoryAction, Host, LcmState, Vm, VmState
 from one_hooks.recovery.policy import Settings, decide
+from one_hooks.recovery import engine as engine_module
 from one_hooks.recovery.engine import Engine, Timing
 from one_hooks.recovery.report import Outcome
 from one_hooks.sim import xmlout
@@ -830,6 +831,37 @@ def test_a_vm_caught_half_way_through_the_monitors_poweroff_is_resumed_in_its_ti
         assert "VM 0 (node1-vm0): being powered off by the monitor this instant" in w.out.getvalue()
         assert "ACTIVE/SHUTDOWN_POWEROFF: resume tier 10: being powered off by the monitor" in w.out.getvalue()
         assert w.lines(logging.ERROR) == []
+    finally:
+        cloud.timeline.stop()
+
+
+def test_a_vm_deleted_while_its_worker_waits_for_poweroff_is_not_waited_for(clock: FakeClock, tmp_path) -> None:
+    """A VM terminated while its worker waits for the monitor's POWEROFF: the wait stops at the first read
+    that finds it gone (not after IN_TRANSIT_WAIT), and the VM is reported gone, not failed."""
+    cloud = fake_cloud(clock, timing=OnedTiming(dm_delay=60.0))  # POWEROFF would come after the wait
+    try:
+        w = World(cloud, clock, str(tmp_path / "state"))
+        host = _host_with_vms(w, 1)
+        w.outage(host)
+        cloud.reconcile(host, running=set(), wait=False)  # the domain is gone
+        clock.settle()
+        assert w.state(0) == "ACTIVE/SHUTDOWN_POWEROFF"
+        began: List[float] = []
+
+        def terminated_meanwhile() -> None:
+            if not began and "waiting for POWEROFF before the resume" in w.out.getvalue():
+                began.append(clock.now)
+                with cloud.lock:
+                    del cloud.tables.vms[0]
+
+        w.door.before_look = terminated_meanwhile
+        with w.engine() as engine:
+            report = engine.recover_host(host)
+        assert began, w.out.getvalue()
+        assert report.results[0].outcome == Outcome.HANDLED, w.out.getvalue()
+        assert "VM no longer exists" in report.results[0].reason
+        assert clock.now - began[0] < engine_module.IN_TRANSIT_WAIT, clock.now - began[0]
+        assert w.resumes() == [] and w.lines(logging.ERROR) == []
     finally:
         cloud.timeline.stop()
 

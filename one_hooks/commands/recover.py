@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 from typing import Dict, List, TextIO
 
@@ -77,12 +76,12 @@ class LiveCounter(Reporter):
 
     ``recover: 120/2000 VMs settled (118 running, 2 failed)``: carriage
     return and erase-line, no cursor movement, so it works on any terminal.
-    The engine reports from several threads: one lock keeps lines whole.
+    The engine reports from several threads: the reporter's one lock on ``out``
+    keeps each line and each redraw whole.
     """
 
     def __init__(self, out: TextIO, logger: logging.Logger) -> None:
         super().__init__(out=out, logger=logger)
-        self._lock = threading.Lock()
         self._counts: Dict[str, int] = {}
         self._done = self._total = 0
         self._shown = False
@@ -90,14 +89,14 @@ class LiveCounter(Reporter):
 
     def line(self, text: str, level: int = logging.INFO) -> None:
         """A decision line, printed above the counter."""
-        with self._lock:
+        with self._out_lock:
             self._clear()
             super().line(text, level)
             self._draw()
 
     def progress(self, done: int, total: int, outcome: str) -> None:
         """Count the VM and redraw the counter."""
-        with self._lock:
+        with self._out_lock:
             self._done, self._total = done, total
             self._counts[outcome] = self._counts.get(outcome, 0) + 1
             self._clear()
@@ -105,7 +104,7 @@ class LiveCounter(Reporter):
 
     def stop(self) -> None:
         """Erase the counter for good (the final table follows)."""
-        with self._lock:
+        with self._out_lock:
             self._clear()
             self._stopped = True
 

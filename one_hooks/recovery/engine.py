@@ -351,8 +351,10 @@ class Engine(Resumer):
             self.sleep(min(self.timing.poll_interval, 0.5))
             try:
                 vm = self.oned.vm_info(vm.id)
+            except OnedNotFound:
+                break  # gone: the resume's own handling tells, no need to wait the rest out
             except OnedError:
-                continue  # gone or unreadable now: the resume's own handling tells
+                continue  # unreadable this instant: the next look tells
         return vm
 
     # --- looking ----------------------------------------------------------------
